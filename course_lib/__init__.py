@@ -1,0 +1,1 @@
+"""The course's helper library: streaming loaders, throughput measurement and verification records."""

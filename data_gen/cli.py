@@ -1,0 +1,66 @@
+"""Command line: ``python -m data_gen generate ...`` and ``python -m data_gen verify DIR``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn, Sequence
+
+from .generate import GenerateError, generate
+from .layout import FORMATS
+from .manifest import verify
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument prints one line (no usage block) and exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 3,32,32, got {text!r}")
+
+
+def _formats(text: str) -> list[str]:
+    return [f.strip() for f in text.split(",") if f.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``data_gen`` argument parser."""
+    parser = _Parser(prog="python -m data_gen", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    gen = sub.add_parser("generate", help="write numpy shards / WebDataset tars and manifest.json")
+    gen.add_argument("--out", required=True, help="output directory")
+    gen.add_argument("--samples", type=int, default=40_000, help="number of samples (default 40000)")
+    gen.add_argument("--shard-size", type=int, default=2_500, help="samples per shard (default 2500)")
+    gen.add_argument("--shape", type=_int_list, default=(3, 64, 64), help="sample shape (default 3,64,64)")
+    gen.add_argument("--classes", type=int, default=10, help="number of classes (default 10)")
+    gen.add_argument("--seed", type=int, default=0, help="content seed (default 0)")
+    gen.add_argument("--formats", type=_formats, default=list(FORMATS),
+                     help=f"comma-separated formats from {','.join(FORMATS)} (default both)")
+    gen.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ver = sub.add_parser("verify", help="re-hash every shard against manifest.json")
+    ver.add_argument("dir", help="a directory written by 'generate'")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 verification failed, 2 bad arguments)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "verify":
+        problems = verify(args.dir)
+        for line in problems:
+            print(f"BAD {line}", file=sys.stderr)
+        print(f"data_gen verify: {args.dir}: " + (f"{len(problems)} problem(s)" if problems else "all shards match"))
+        return 1 if problems else 0
+    try:
+        generate(args.out, samples=args.samples, shard_size=args.shard_size, shape=args.shape,
+                 classes=args.classes, seed=args.seed, formats=args.formats, progress=not args.no_progress)
+    except GenerateError as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,139 @@
+"""Generate the synthetic dataset: numpy shards and/or WebDataset tars, plus ``manifest.json``."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from tqdm.auto import tqdm
+
+from .atomic import sha256_file
+from .layout import FORMATS, shard_file, shard_ranges
+from .manifest import manifest_params, new_manifest, read_manifest, shard_entry_ok, write_manifest
+from .samples import make_batch
+from .writers import WRITERS
+
+
+class GenerateError(ValueError):
+    """A bad argument to ``generate``; ``argument`` names the CLI flag it came from."""
+
+    def __init__(self, argument: str, message: str):
+        super().__init__(f"argument {argument}: {message}")
+        self.argument = argument
+
+
+def generate(
+    out: str | Path,
+    *,
+    samples: int = 40_000,
+    shard_size: int = 2_500,
+    shape: Iterable[int] = (3, 64, 64),
+    classes: int = 10,
+    seed: int = 0,
+    formats: Iterable[str] = ("npy", "wds"),
+    progress: bool = True,
+    report: Callable[[str], None] | None = print,
+) -> dict[str, Any]:
+    """Write the dataset under ``out`` and return its manifest.
+
+    Re-running with the same arguments keeps every shard whose bytes still match the manifest and
+    rewrites only missing or damaged ones; different arguments for an existing ``out`` are refused.
+    """
+    params = _check_args(samples, shard_size, tuple(shape), classes, seed, formats)
+    formats = list(dict.fromkeys(formats))
+    out = Path(out)
+    manifest = _start_manifest(out, params, formats)
+    ranges = shard_ranges(samples, shard_size)
+    started, written = time.perf_counter(), 0
+    with tqdm(total=samples * len(formats), unit="sample", desc=f"data_gen {out}",
+              disable=not progress, smoothing=0.1) as bar:
+        for shard, (start, stop) in enumerate(ranges):
+            todo = [f for f in formats if not _reusable(out, manifest, f, shard)]
+            if todo:
+                xs, ys = make_batch(seed, start, stop, params["shape"], classes)
+                for fmt in todo:
+                    entry = _write_shard(out, fmt, shard, xs, ys, start)
+                    _set_entry(manifest, fmt, shard, entry)
+                    written += entry["bytes"]
+                write_manifest(out, manifest)
+            bar.update((stop - start) * len(formats))
+    manifest["complete"] = True
+    write_manifest(out, manifest)
+    seconds = time.perf_counter() - started
+    if report:
+        total = sum(e["bytes"] for f in formats for e in manifest["formats"][f]["shards"])
+        report(f"data_gen: {samples} samples in {len(ranges)} shards x {len(formats)} formats "
+               f"({', '.join(formats)}), {total / 1e6:.1f} MB at {out}; wrote {written / 1e6:.1f} MB "
+               f"in {seconds:.1f} s ({written / 1e6 / max(seconds, 1e-9):.1f} MB/s)")
+    return manifest
+
+
+def _check_args(samples, shard_size, shape, classes, seed, formats) -> dict[str, Any]:
+    def positive(name: str, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise GenerateError(name, f"must be a positive integer, got {value!r}")
+
+    positive("--samples", samples)
+    positive("--shard-size", shard_size)
+    positive("--classes", classes)
+    if not shape or len(shape) > 4:
+        raise GenerateError("--shape", f"needs 1 to 4 dimensions, got {shape!r}")
+    for dim in shape:
+        positive("--shape", dim)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise GenerateError("--seed", f"must be a non-negative integer, got {seed!r}")
+    formats = list(formats)
+    if not formats:
+        raise GenerateError("--formats", "needs at least one format")
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise GenerateError("--formats", f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    return {"samples": samples, "shard_size": shard_size, "shape": tuple(shape),
+            "classes": classes, "seed": seed}
+
+
+def _start_manifest(out: Path, params: dict[str, Any], formats: list[str]) -> dict[str, Any]:
+    """The existing manifest when its parameters match, else a new one; refuse to clobber other data."""
+    if out.exists() and not out.is_dir():
+        raise GenerateError("--out", f"{out} exists and is not a directory")
+    try:
+        old = read_manifest(out)
+    except ValueError as e:
+        raise GenerateError("--out", str(e)) from e
+    if old is None:
+        stray = [p for f in FORMATS for p in sorted((out / f).glob("shard_*"))]
+        if stray:
+            raise GenerateError("--out", f"{out} holds shard files ({stray[0]}) but no manifest.json; "
+                                "refusing to overwrite them: choose another --out or delete them")
+        manifest = new_manifest(params)
+    else:
+        have = manifest_params(old)
+        for name, value in params.items():
+            if have[name] != value:
+                flag = "--" + name.replace("_", "-")
+                raise GenerateError(flag, f"{out} already holds a dataset generated with {name}={have[name]!r}, "
+                                    f"not {value!r}: choose another --out or delete it")
+        manifest = old
+    manifest["complete"] = False
+    for fmt in formats:
+        manifest["formats"].setdefault(fmt, {"shards": []})
+    return manifest
+
+
+def _reusable(out: Path, manifest: dict[str, Any], fmt: str, shard: int) -> bool:
+    shards = manifest["formats"][fmt]["shards"]
+    return shard < len(shards) and shards[shard] is not None and shard_entry_ok(out, shards[shard]) is None
+
+
+def _write_shard(out: Path, fmt: str, shard: int, xs, ys, start: int) -> dict[str, Any]:
+    rel = shard_file(fmt, shard)
+    WRITERS[fmt](out / rel, xs, ys, start)
+    path = out / rel
+    return {"file": rel, "first_index": start, "samples": len(xs),
+            "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def _set_entry(manifest: dict[str, Any], fmt: str, shard: int, entry: dict[str, Any]) -> None:
+    shards = manifest["formats"][fmt]["shards"]
+    shards.extend([None] * (shard + 1 - len(shards)))
+    shards[shard] = entry

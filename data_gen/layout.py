@@ -1,0 +1,45 @@
+"""The on-disk layout data_gen writes and course_lib reads: record dtype, file names, manifest fields.
+
+One numpy shard ``npy/shard_0000.npy`` is a 1-D structured array, one record per sample::
+
+    x    uint8, shape ``shape``   the image (channels, height, width)
+    y    int64                     the class label
+    idx  int64                     the sample's global index (proves exactly-once delivery)
+
+The dtype is built with ``align=True``, so every record is padded to a multiple of 8 bytes and the
+int64 fields stay aligned (torch can view them without a copy). Read a shard with
+``np.load(path, mmap_mode="r", allow_pickle=False)``.
+
+One WebDataset shard ``wds/shard_0000.tar`` holds, per sample with key ``%09d`` of its index, the
+members ``<key>.x.npy`` (the image as ``.npy`` bytes), ``<key>.cls`` and ``<key>.idx`` (decimal text).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+FORMAT_VERSION = 1
+FORMATS = ("npy", "wds")
+SHARD_NAME = "shard_{:04d}"
+EXTENSIONS = {"npy": ".npy", "wds": ".tar"}
+MANIFEST_NAME = "manifest.json"
+KEY_WIDTH = 9
+
+
+def record_dtype(shape: tuple[int, ...]) -> np.dtype:
+    """The structured dtype of one sample record in a numpy shard."""
+    return np.dtype([("x", np.uint8, tuple(shape)), ("y", "<i8"), ("idx", "<i8")], align=True)
+
+
+def shard_file(fmt: str, shard: int) -> str:
+    """Relative path of shard number ``shard`` of format ``fmt`` (e.g. ``npy/shard_0003.npy``)."""
+    return f"{fmt}/{SHARD_NAME.format(shard)}{EXTENSIONS[fmt]}"
+
+
+def sample_key(index: int) -> str:
+    """The WebDataset key of a sample: its global index, zero-padded."""
+    return f"{index:0{KEY_WIDTH}d}"
+
+
+def shard_ranges(samples: int, shard_size: int) -> list[tuple[int, int]]:
+    """The ``[start, stop)`` global index range of each shard."""
+    return [(s, min(s + shard_size, samples)) for s in range(0, samples, shard_size)]

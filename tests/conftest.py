@@ -1,0 +1,28 @@
+"""Shared fixtures: small generated datasets (session-scoped, so each is written once per run)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from data_gen import generate
+
+SMALL = dict(samples=103, shard_size=20, shape=(3, 4, 4), classes=5, seed=7)
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory) -> Path:
+    """103 samples in 6 shards (the last one short), both formats. Treat as read-only."""
+    root = tmp_path_factory.mktemp("small") / "data"
+    generate(root, **SMALL, progress=False, report=None)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _quiet_home(tmp_path_factory, monkeypatch):
+    """Keep Jupyter, IPython and matplotlib from writing into the real $HOME."""
+    home = tmp_path_factory.getbasetemp() / "home"
+    for var, sub in [("JUPYTER_CONFIG_DIR", "jupyter-config"), ("JUPYTER_DATA_DIR", "jupyter-data"),
+                     ("JUPYTER_RUNTIME_DIR", "jupyter-runtime"), ("IPYTHONDIR", "ipython"),
+                     ("MPLCONFIGDIR", "mpl")]:
+        monkeypatch.setenv(var, str(home / sub))
