@@ -1,0 +1,134 @@
+"""Find and check a directory of numpy shards, reading only their headers (no sample data)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REQUIRED_FIELDS = ("x", "y", "idx")
+
+
+class ShardError(ValueError):
+    """A shard directory or file that cannot be streamed; the message names the file."""
+
+
+@dataclass(frozen=True)
+class ShardHeader:
+    """What a ``.npy`` header says: rows, record dtype, and where the data starts."""
+
+    path: Path
+    count: int
+    dtype: np.dtype
+    data_offset: int
+
+
+def read_header(path: Path) -> ShardHeader:
+    """Read one ``.npy`` header (the seed's ``read_array_header`` does not exist: this is the fix)."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            offset = f.tell()
+    except (ValueError, OSError, EOFError) as e:
+        raise ShardError(f"{path}: not a readable .npy file ({e})") from e
+    if len(shape) != 1 or fortran:
+        raise ShardError(f"{path}: expected a 1-D array of records, found shape {shape}")
+    if dtype.names is None or any(f not in dtype.names for f in REQUIRED_FIELDS):
+        raise ShardError(f"{path}: expected record fields {REQUIRED_FIELDS}, found dtype {dtype}")
+    return ShardHeader(Path(path), int(shape[0]), dtype, offset)
+
+
+def count_samples(path: Path) -> int:
+    """Samples in one shard, from its header alone."""
+    return read_header(path).count
+
+
+@dataclass(frozen=True)
+class ShardIndex:
+    """The checked shards of one dataset: paths, counts and global offsets."""
+
+    shard_dir: Path
+    headers: tuple[ShardHeader, ...]
+
+    @property
+    def paths(self) -> list[Path]:
+        return [h.path for h in self.headers]
+
+    @property
+    def counts(self) -> list[int]:
+        return [h.count for h in self.headers]
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Global id of each shard's first sample, with the total appended."""
+        return np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.headers[0].dtype
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return self.dtype["x"].shape
+
+    @property
+    def bytes_per_sample(self) -> int:
+        return self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return int(sum(self.counts))
+
+
+def find_shard_dir(root: str | Path) -> Path:
+    """``root/npy`` when it exists (a data_gen directory), else ``root`` itself."""
+    root = Path(root)
+    if not root.exists():
+        raise ShardError(f"{root}: no such directory")
+    if not root.is_dir():
+        raise ShardError(f"{root}: not a directory")
+    return root / "npy" if (root / "npy").is_dir() else root
+
+
+def index_shards(root: str | Path) -> ShardIndex:
+    """Find ``shard_*.npy`` under ``root``, check every header, size and the manifest's counts."""
+    shard_dir = find_shard_dir(root)
+    paths = sorted(shard_dir.glob("shard_*.npy"))
+    if not paths:
+        raise ShardError(f"{shard_dir}: no shard_*.npy files (generate them with: python -m data_gen generate --out DIR)")
+    headers = tuple(read_header(p) for p in paths)
+    first = headers[0]
+    for h in headers:
+        if h.dtype != first.dtype:
+            raise ShardError(f"{h.path}: record dtype {h.dtype} differs from {first.path.name}'s {first.dtype}")
+        expected = h.data_offset + h.count * h.dtype.itemsize
+        size = h.path.stat().st_size
+        if size != expected:
+            raise ShardError(f"{h.path}: {size} bytes on disk, header promises {expected} "
+                             f"({h.count} records): truncated or corrupt")
+    _check_manifest(shard_dir, headers)
+    return ShardIndex(shard_dir, headers)
+
+
+def _check_manifest(shard_dir: Path, headers: tuple[ShardHeader, ...]) -> None:
+    """If a data_gen manifest sits beside the shards, its per-file counts must match the headers."""
+    path = shard_dir.parent / "manifest.json"
+    if shard_dir.name != "npy" or not path.exists():
+        return
+    try:
+        entries = json.loads(path.read_text())["formats"]["npy"]["shards"]
+        listed = {(shard_dir.parent / e["file"]).resolve(): int(e["samples"]) for e in entries if e}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise ShardError(f"{path}: cannot read the npy shard list ({e})") from e
+    found = {h.path.resolve(): h.count for h in headers}
+    for p, count in listed.items():
+        if p not in found:
+            raise ShardError(f"{p}: listed in {path} but missing")
+        if found[p] != count:
+            raise ShardError(f"{p}: header holds {found[p]} samples, {path} says {count}")
+    for p in found.keys() - listed.keys():
+        raise ShardError(f"{p}: not listed in {path}")

@@ -1,0 +1,190 @@
+"""MmapShardDataset on real shards: contents, DataLoader workers, ranks, resume, and bad input."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from course_lib import MmapShardDataset, ShardError, count_samples
+from data_gen.samples import make_sample
+
+from conftest import SMALL
+
+
+def ids_of(items) -> list[int]:
+    return [int(i) for item in items for i in item["idx"].reshape(-1)]
+
+
+@pytest.mark.parametrize("batch_size", [None, 8])
+@pytest.mark.parametrize("shuffle", ["none", "block", "sample"])
+def test_samples_carry_their_generated_content(small_data, shuffle, batch_size):
+    ds = MmapShardDataset(small_data, shuffle=shuffle, batch_size=batch_size, block_size=8, seed=1)
+    items = list(ds)
+    assert sorted(ids_of(items)) == list(range(103))
+    item = items[1]
+    x = item["x"][0] if batch_size else item["x"]
+    i = int(item["idx"].reshape(-1)[0])
+    expect_x, expect_y = make_sample(SMALL["seed"], i, SMALL["shape"], SMALL["classes"])
+    assert isinstance(x, torch.Tensor) and x.dtype == torch.uint8 and tuple(x.shape) == SMALL["shape"]
+    np.testing.assert_array_equal(x.numpy(), expect_x)
+    assert int(item["y"].reshape(-1)[0]) == expect_y
+
+
+@pytest.mark.parametrize("workers", [0, 1, 2, 3])
+def test_dataloader_workers_yield_each_sample_once_in_the_same_order(small_data, workers):
+    ds = MmapShardDataset(small_data, shuffle="block", batch_size=5, block_size=8, window_blocks=2, seed=4)
+    reference = ids_of(ds)
+    got = ids_of(DataLoader(ds, batch_size=None, num_workers=workers))
+    assert got == reference and sorted(got) == list(range(103))
+
+
+def test_per_sample_items_with_workers_and_loader_batching(small_data):
+    ds = MmapShardDataset(small_data, shuffle="sample", seed=2)
+    got = ids_of(DataLoader(ds, batch_size=7, num_workers=2))
+    assert sorted(got) == list(range(103))
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_ranks_split_the_epoch(small_data, drop_last):
+    per_rank = [ids_of(MmapShardDataset(small_data, batch_size=4, rank=r, world_size=3, drop_last=drop_last))
+                for r in range(3)]
+    everything = sum(per_rank, [])
+    assert len(set(everything)) == len(everything)
+    if drop_last:
+        assert [len(p) for p in per_rank] == [34, 34, 34]
+    else:
+        assert sorted(everything) == list(range(103))
+    assert [len(MmapShardDataset(small_data, rank=r, world_size=3, drop_last=drop_last)) for r in range(3)] == \
+        [len(p) for p in per_rank]
+
+
+def test_set_epoch_changes_order_reproducibly(small_data):
+    a = MmapShardDataset(small_data, batch_size=4, block_size=4, seed=9)
+    b = MmapShardDataset(small_data, batch_size=4, block_size=4, seed=9)
+    e0 = ids_of(a)
+    a.set_epoch(1)
+    e1 = ids_of(a)
+    b.set_epoch(1)
+    assert e0 != e1 and ids_of(b) == e1 and sorted(e1) == list(range(103))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("stop_after", [1, 6, 13])
+def test_resume_through_dataloader(small_data, workers, stop_after):
+    def make():
+        ds = MmapShardDataset(small_data, batch_size=4, block_size=8, window_blocks=2, seed=5)
+        ds.set_epoch(3)
+        return ds
+
+    full = ids_of(DataLoader(make(), batch_size=None, num_workers=workers))
+    ds, seen = make(), []
+    for batch in DataLoader(ds, batch_size=None, num_workers=workers):
+        seen += ids_of([batch])
+        if len(seen) >= stop_after * 4:
+            break
+    state = json.loads(json.dumps(ds.state_dict(samples_seen=len(seen))))  # survives a JSON checkpoint
+    resumed = make()
+    resumed.load_state_dict(state)
+    rest = ids_of(DataLoader(resumed, batch_size=None, num_workers=workers))
+    assert seen + rest == full
+
+
+def test_in_process_state_counts_what_was_yielded(small_data):
+    ds = MmapShardDataset(small_data, shuffle="block", block_size=8, seed=1)
+    it = iter(ds)
+    first = [int(next(it)["idx"]) for _ in range(10)]
+    state = ds.state_dict()
+    assert state["samples_seen"] == 10 and state["epoch"] == 0
+    again = MmapShardDataset(small_data, shuffle="block", block_size=8, seed=1)
+    again.load_state_dict(state)
+    assert first + ids_of(again) == ids_of(MmapShardDataset(small_data, shuffle="block", block_size=8, seed=1))
+
+
+def test_state_from_other_settings_is_refused(small_data):
+    state = MmapShardDataset(small_data, seed=1).state_dict()
+    with pytest.raises(ValueError, match="seed"):
+        MmapShardDataset(small_data, seed=2).load_state_dict(state)
+    with pytest.raises(ValueError, match="samples_seen"):
+        MmapShardDataset(small_data).state_dict(samples_seen=500)
+
+
+def test_batches_view_x_without_copy(small_data):
+    batch = next(iter(MmapShardDataset(small_data, batch_size=8, shuffle="none")))
+    assert batch["x"].shape == (8, 3, 4, 4) and batch["y"].dtype == torch.int64
+    # x is a strided view into the records just read (stride = one record), not a second copy
+    assert batch["x"].stride()[0] == MmapShardDataset(small_data).bytes_per_sample
+
+
+def test_count_samples_reads_headers(small_data):
+    assert [count_samples(p) for p in sorted((small_data / "npy").glob("*.npy"))] == [20, 20, 20, 20, 20, 3]
+
+
+# -- bad input ---------------------------------------------------------------------------------------
+@pytest.fixture
+def copy(small_data, tmp_path) -> Path:
+    dst = tmp_path / "data"
+    shutil.copytree(small_data, dst)
+    return dst
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(ShardError, match="no such directory"):
+        MmapShardDataset(tmp_path / "nope")
+
+
+def test_empty_directory(tmp_path):
+    with pytest.raises(ShardError, match="no shard_"):
+        MmapShardDataset(tmp_path)
+
+
+def test_truncated_shard_is_named(copy):
+    shard = copy / "npy/shard_0002.npy"
+    shard.write_bytes(shard.read_bytes()[:-7])
+    with pytest.raises(ShardError, match="shard_0002.npy.*truncated"):
+        MmapShardDataset(copy)
+
+
+def test_corrupt_header_is_named(copy):
+    shard = copy / "npy/shard_0001.npy"
+    shard.write_bytes(b"garbage!" + shard.read_bytes()[8:])
+    with pytest.raises(ShardError, match="shard_0001.npy.*not a readable"):
+        MmapShardDataset(copy)
+
+
+def test_shard_with_other_dtype_is_named(copy):
+    np.save(copy / "npy/shard_0003.npy", np.zeros(20, dtype=[("x", "u1", (3, 5, 5)), ("y", "<i8"), ("idx", "<i8")]))
+    with pytest.raises(ShardError, match="shard_0003.npy.*differs"):
+        MmapShardDataset(copy)
+
+
+def test_plain_array_is_refused(copy):
+    np.save(copy / "npy/shard_0000.npy", np.zeros((20, 3)))
+    with pytest.raises(ShardError, match="shard_0000.npy"):
+        MmapShardDataset(copy)
+
+
+def test_manifest_disagreeing_with_shards_is_named(copy):
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["formats"]["npy"]["shards"][4]["samples"] = 21
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ShardError, match="shard_0004.npy.*says 21"):
+        MmapShardDataset(copy)
+
+
+def test_missing_shard_listed_in_manifest(copy):
+    (copy / "npy/shard_0005.npy").unlink()
+    with pytest.raises(ShardError, match="shard_0005.npy.*missing"):
+        MmapShardDataset(copy)
+
+
+@pytest.mark.parametrize("kwargs,word", [
+    (dict(shuffle="random"), "shuffle"), (dict(block_size=0), "block_size"), (dict(batch_size=-1), "batch_size"),
+    (dict(rank=1), "both"), (dict(rank=3, world_size=2), "rank"), (dict(rank=0, world_size=0), "world_size")])
+def test_bad_arguments(small_data, kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        MmapShardDataset(small_data, **kwargs)
