@@ -1,6 +1,13 @@
 """The course's helper library: streaming loaders, throughput measurement and verification records."""
 from .epoch_plan import EpochPlan
+from .memory import MemorySnapshot, PeakMemory, available_mb, memory_snapshot
 from .mmap_shards import MmapShardDataset
 from .shard_index import ShardError, count_samples, index_shards
+from .throughput import SEED_BAR, ThroughputResult, measure_throughput
+from .verification import load_records, start_chapter, verification_checkpoint
 
-__all__ = ["EpochPlan", "MmapShardDataset", "ShardError", "count_samples", "index_shards"]
+__all__ = [
+    "EpochPlan", "MemorySnapshot", "MmapShardDataset", "PeakMemory", "SEED_BAR", "ShardError", "ThroughputResult",
+    "available_mb", "count_samples", "index_shards", "load_records", "measure_throughput", "memory_snapshot",
+    "start_chapter", "verification_checkpoint",
+]

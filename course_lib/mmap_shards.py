@@ -20,7 +20,8 @@ class MmapShardDataset(IterableDataset):
 
     - ``shuffle``: ``"none"``, ``"block"`` (default: permuted contiguous blocks, mixed within windows of
       ``window_blocks`` blocks) or ``"sample"`` (full random permutation: random I/O, kept for contrast).
-    - ``batch_size=None`` yields ``{"x", "y", "idx"}`` per sample; an integer yields ready batches built
+    - ``batch_size=None`` yields ``{"x": tensor, "y": int, "idx": int}`` per sample (the DataLoader's
+      collate turns the ints into tensors); an integer yields ready batches of tensors built
       from few large reads (the fast path: use ``DataLoader(ds, batch_size=None)``). Within a batch,
       samples are in file order; which samples share a batch is what the shuffle decides.
     - Work is split by distributed rank (``torch.distributed`` when initialised, or ``rank``/``world_size``)
@@ -107,11 +108,14 @@ class MmapShardDataset(IterableDataset):
             return
         for chunk in plan.worker_chunks(worker, workers, 1, resume):
             for k in range(0, len(chunk), self.block_size):
-                part = self._read(chunk[k:k + self.block_size])
-                xs, ys, idxs = (torch.from_numpy(np.ascontiguousarray(part[f])).unbind(0) for f in ("x", "y", "idx"))
-                for x, y, i in zip(xs, ys, idxs):
+                ids = chunk[k:k + self.block_size]
+                order = np.argsort(ids, kind="stable")
+                part = self._read(ids[order])            # sorted: one copy, grouped by shard
+                xs = torch.from_numpy(part["x"]).unbind(0)
+                ys, idxs = part["y"].tolist(), part["idx"].tolist()
+                for j in np.argsort(order).tolist():      # back to stream order
                     self._seen += 1
-                    yield {"x": x, "y": y, "idx": i}
+                    yield {"x": xs[j], "y": ys[j], "idx": idxs[j]}
 
     def _read(self, ids: np.ndarray) -> np.ndarray:
         """Records for global ``ids`` (in that order) with one copy out of the memory maps.

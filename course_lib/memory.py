@@ -1,0 +1,72 @@
+"""Process memory split into anonymous memory (heap: what a leak grows) and file-backed pages (mmap, page cache)."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import psutil
+
+MB = 1e6
+
+
+@dataclass(frozen=True)
+class MemorySnapshot:
+    """Resident memory of this process and its children (DataLoader workers), in MB."""
+
+    anon_mb: float
+    file_mb: float
+
+    @property
+    def rss_mb(self) -> float:
+        return self.anon_mb + self.file_mb
+
+
+def memory_snapshot(include_children: bool = True) -> MemorySnapshot:
+    """Anonymous (``rss - shared``) and file-backed (``shared``: mapped files, shared memory) resident MB."""
+    procs = [psutil.Process()]
+    if include_children:
+        procs += procs[0].children(recursive=True)
+    anon = file = 0
+    for p in procs:
+        try:
+            info = p.memory_info()
+        except psutil.Error:  # a worker that just exited
+            continue
+        shared = getattr(info, "shared", 0)
+        anon += info.rss - shared
+        file += shared
+    return MemorySnapshot(anon / MB, file / MB)
+
+
+def available_mb() -> float:
+    """Memory the OS could give a new process now (includes reclaimable page cache)."""
+    return psutil.virtual_memory().available / MB
+
+
+class PeakMemory:
+    """Context manager sampling :func:`memory_snapshot` in a thread; ``peak`` holds the maxima seen."""
+
+    def __init__(self, interval_s: float = 0.05, include_children: bool = True):
+        self.interval_s, self.include_children = interval_s, include_children
+        self.start = self.peak = memory_snapshot(include_children)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> MemorySnapshot:
+        """Take one sample now and fold it into the peak."""
+        snap = memory_snapshot(self.include_children)
+        self.peak = MemorySnapshot(max(self.peak.anon_mb, snap.anon_mb), max(self.peak.file_mb, snap.file_mb))
+        return snap
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.sample()
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()

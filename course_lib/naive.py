@@ -1,0 +1,121 @@
+"""For teaching only: the loaders the course warns against, small and honest, so a chapter can measure them.
+
+- :class:`LoadAllDataset` reads every shard fully into RAM (memory grows with the dataset).
+- :func:`export_per_sample_files` + :class:`PerSampleFileDataset`: one file per sample (per-file latency).
+- :data:`SEED_STREAMING_SOURCE` is the seed chapter's ``StreamingDataset`` exactly as printed (it does not run);
+  :class:`SeedStreamingDataset` is that code with only the fixes it needs to run, bugs kept: no worker
+  split (duplicates with ``num_workers > 0``), unseeded global-RNG shuffle, one random read per sample.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset, IterableDataset
+
+from .shard_index import index_shards
+
+SEED_STREAMING_SOURCE = '''\
+import numpy as np
+import mmap
+from torch.utils.data import IterableDataset
+class StreamingDataset(IterableDataset):
+    """Memory-efficient streaming for large numpy arrays."""
+    def __init__(self, data_path: str, shard_pattern: str = "shard_{:04d}.npy"):
+        self.data_path = Path(data_path)
+        self.shard_pattern = shard_pattern
+        self.shards = sorted(self.data_path.glob("shard_*.npy"))
+    def __len__(self):
+        return sum(self._count_samples(shard) for shard in self.shards)
+    def _count_samples(self, shard_path):
+        # Fast count without loading data
+        with open(shard_path, 'rb') as f:
+            return np.lib.format.read_array_header(f)[0][0]
+    def __iter__(self):
+        for shard in self.shards:
+            data = np.load(shard, mmap_mode='r') # Memory map, don't load
+            indices = np.random.permutation(len(data))
+            for idx in indices:
+                yield data[idx]
+'''
+
+
+def exec_seed_code(source: str = SEED_STREAMING_SOURCE) -> dict[str, Any]:
+    """Execute the seed's code in a fresh namespace (as a reader pasting it would) and return that namespace."""
+    namespace: dict[str, Any] = {"__name__": "seed_chapter"}
+    exec(compile(source, "<seed chapter>", "exec"), namespace)
+    return namespace
+
+
+class SeedStreamingDataset(IterableDataset):
+    """The seed's StreamingDataset, fixed only so it runs (``Path`` imported, a header read that exists).
+
+    Kept bugs, on purpose: every DataLoader worker iterates every shard; ``np.random.permutation`` uses the
+    unseeded global RNG; each sample is one random read from the memory map.
+    """
+
+    def __init__(self, data_path: str | Path, shard_pattern: str = "shard_{:04d}.npy"):
+        self.data_path = Path(data_path)
+        self.shard_pattern = shard_pattern
+        self.shards = sorted(self.data_path.glob("shard_*.npy"))
+
+    def __len__(self) -> int:
+        return sum(self._count_samples(shard) for shard in self.shards)
+
+    def _count_samples(self, shard_path: Path) -> int:
+        return np.load(shard_path, mmap_mode="r").shape[0]  # reads only the header
+
+    def __iter__(self):
+        for shard in self.shards:
+            data = np.load(shard, mmap_mode="r")
+            indices = np.random.permutation(len(data))
+            for idx in indices:
+                yield data[idx]
+
+
+class LoadAllDataset(Dataset):
+    """Every shard read fully into RAM at construction: simple, fast once loaded, and bounded by RAM."""
+
+    def __init__(self, root: str | Path):
+        index = index_shards(root)
+        self.records = np.concatenate([np.load(p, allow_pickle=False) for p in index.paths])
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        rec = self.records[i]
+        return {"x": rec["x"], "y": int(rec["y"]), "idx": int(rec["idx"])}
+
+
+def export_per_sample_files(root: str | Path, out_dir: str | Path, limit: int | None = None) -> Path:
+    """Write the first ``limit`` samples (all by default) as one ``.npy`` file each; returns ``out_dir``."""
+    index = index_shards(root)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    remaining = len(index) if limit is None else min(limit, len(index))
+    for path in index.paths:
+        if remaining <= 0:
+            break
+        data = np.load(path, mmap_mode="r")
+        for rec in data[:remaining]:
+            np.save(out / f"sample_{int(rec['idx']):09d}.npy", np.array([rec]), allow_pickle=False)
+        remaining -= min(len(data), remaining)
+    return out
+
+
+class PerSampleFileDataset(Dataset):
+    """One ``.npy`` file per sample: every item costs an open, a header parse and a small read."""
+
+    def __init__(self, directory: str | Path):
+        self.files = sorted(Path(directory).glob("sample_*.npy"))
+        if not self.files:
+            raise FileNotFoundError(f"{directory}: no sample_*.npy files (run export_per_sample_files first)")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        rec = np.load(self.files[i], allow_pickle=False)[0]
+        return {"x": rec["x"], "y": int(rec["y"]), "idx": int(rec["idx"])}

@@ -1,0 +1,141 @@
+"""measure_throughput counting and honesty; verification records; memory accounting; naive loaders."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from course_lib import (MmapShardDataset, ThroughputResult, load_records, measure_throughput, memory_snapshot,
+                        start_chapter, verification_checkpoint)
+from course_lib.naive import (SEED_STREAMING_SOURCE, LoadAllDataset, PerSampleFileDataset, SeedStreamingDataset,
+                              exec_seed_code, export_per_sample_files)
+from course_lib.throughput import count_samples_in, touch_pages
+
+
+def batches(sizes, width=10):
+    for n in sizes:
+        yield {"x": torch.zeros(n, width, dtype=torch.uint8), "y": torch.zeros(n, dtype=torch.int64)}
+
+
+def test_counts_batches_by_leading_dimension_and_skips_warmup():
+    r = measure_throughput(batches([4, 8, 8, 3]), warmup=1, progress=False)
+    assert (r.samples, r.items, r.warmup_items) == (19, 3, 1)
+    assert r.bytes_per_sample == 10 + 8
+    assert r.samples_per_s == pytest.approx(19 / r.seconds)
+    assert r.mb_per_s == pytest.approx(19 * 18 / r.seconds / 1e6)
+
+
+def test_counts_single_samples_of_every_shape():
+    items = [{"x": np.zeros(3), "y": 1}, (np.zeros(3), np.int64(2)), {"x": torch.zeros(2), "y": torch.tensor(3)}]
+    assert [count_samples_in(i) for i in items] == [1, 1, 1]
+    r = measure_throughput(iter([{"x": np.zeros(5, np.uint8), "y": k} for k in range(10)]), warmup=2, progress=False)
+    assert r.samples == 8 and r.bytes_per_sample == 5
+
+
+def test_max_samples_stops_early():
+    r = measure_throughput(batches([5] * 100), warmup=0, max_samples=12, progress=False)
+    assert r.samples == 15 and r.items == 3
+
+
+def test_refuses_zero_samples():
+    with pytest.raises(ValueError, match="no samples measured"):
+        measure_throughput(batches([4]), warmup=1, progress=False)
+    with pytest.raises(ValueError, match="no samples measured"):
+        measure_throughput(iter([]), warmup=0, progress=False)
+
+
+def test_uncountable_items_are_refused():
+    with pytest.raises(TypeError, match="cannot count"):
+        measure_throughput(iter([{"image": np.zeros(2)}]), warmup=0, progress=False)
+
+
+def test_touch_reads_one_byte_per_page():
+    data = np.zeros(3 * 4096, dtype=np.uint8)
+    data[::4096] = 1
+    assert touch_pages({"x": data, "y": 3}) == 3
+    assert touch_pages((torch.from_numpy(data),)) == 3
+
+
+def test_anonymous_memory_growth_is_seen_and_mmap_pages_are_file_backed(small_data, tmp_path):
+    big = tmp_path / "big.npy"
+    np.save(big, np.ones(64 << 20, dtype=np.uint8))
+
+    def load_everything():
+        yield {"x": np.load(big), "y": 0}       # 64 MB of heap
+
+    def map_everything():
+        arr = np.load(big, mmap_mode="r")
+        yield {"x": arr, "y": 0}                   # 64 MB of mapped file pages, touched
+
+    loaded = measure_throughput(load_everything(), warmup=0, progress=False)
+    mapped = measure_throughput(map_everything(), warmup=0, progress=False)
+    assert loaded.anon_growth_mb > 50, loaded
+    assert mapped.anon_growth_mb < 20 and mapped.file_growth_mb > 50, mapped
+
+
+def test_verification_record_fields(tmp_path, small_data):
+    start_chapter("99_test")
+    result = measure_throughput(MmapShardDataset(small_data, batch_size=10), progress=False, label="mmap")
+    rec = verification_checkpoint("99_test", data_path=small_data, results=[result], out_dir=tmp_path,
+                                  notes={"workers": 0})
+    saved = json.loads((tmp_path / rec["path"].split("/")[-1]).read_text())
+    for key in ("timestamp", "python", "os", "cpu_count", "memory_total_mb", "memory_available_mb", "backend",
+                "packages", "data_path", "data_bytes", "runtime_s", "results"):
+        assert key in saved, key
+    assert saved["backend"] == ("cpu" if not torch.cuda.is_available() else saved["backend"])
+    assert saved["packages"]["numpy"] == np.__version__ and saved["packages"]["torch"] == torch.__version__
+    assert saved["data_bytes"] == sum(p.stat().st_size for p in small_data.rglob("*") if p.is_file())
+    assert saved["runtime_s"] > 0
+    r = saved["results"][0]
+    assert r["label"] == "mmap" and r["samples"] == result.samples and r["clears_500"] == (result.samples_per_s >= 500)
+    assert "clears the seed's 500" in str(rec) or "below the seed's 500" in str(rec)
+    assert "<table>" in rec._repr_html_()
+    verification_checkpoint("99_other", data_path=small_data, results={"m": result}, out_dir=tmp_path)
+    assert [x["chapter"] for x in load_records(tmp_path)] == ["99_test", "99_other"]
+    assert len(load_records(tmp_path, chapter="99_test")) == 1
+
+
+def test_verification_refuses_typed_in_numbers(tmp_path, small_data):
+    with pytest.raises(TypeError, match="measure_throughput"):
+        verification_checkpoint("x", data_path=small_data, results=[{"samples_per_s": 1e9}], out_dir=tmp_path)
+
+
+def test_memory_snapshot_is_positive():
+    snap = memory_snapshot()
+    assert snap.anon_mb > 1 and snap.rss_mb >= snap.anon_mb
+
+
+# -- naive loaders (for teaching) ------------------------------------------------------------------
+def test_seed_code_as_printed_fails_like_the_chapter_says(small_data):
+    ns = exec_seed_code()
+    with pytest.raises(NameError, match="Path"):
+        ns["StreamingDataset"](str(small_data / "npy"))
+    ns["Path"] = __import__("pathlib").Path
+    with pytest.raises(AttributeError, match="read_array_header"):
+        len(ns["StreamingDataset"](str(small_data / "npy")))
+    assert "np.random.permutation" in SEED_STREAMING_SOURCE
+
+
+def test_seed_dataset_duplicates_samples_with_workers(small_data):
+    ds = SeedStreamingDataset(small_data / "npy")
+    assert len(ds) == 103
+    once = [int(r["idx"]) for r in ds]
+    assert sorted(once) == list(range(103))
+    with_workers = [int(r["idx"]) for r in DataLoader(ds, batch_size=None, num_workers=2,
+                                                       collate_fn=lambda r: r)]
+    assert len(with_workers) == 2 * 103 and sorted(set(with_workers)) == list(range(103))
+
+
+def test_load_all_and_per_sample_files(small_data, tmp_path):
+    everything = LoadAllDataset(small_data)
+    assert len(everything) == 103 and everything[7]["idx"] == 7
+    export_per_sample_files(small_data, tmp_path / "files", limit=30)
+    files = PerSampleFileDataset(tmp_path / "files")
+    assert len(files) == 30
+    assert files[29]["idx"] == 29
+    np.testing.assert_array_equal(files[5]["x"], everything[5]["x"])
+    with pytest.raises(FileNotFoundError, match="no sample_"):
+        PerSampleFileDataset(tmp_path)
