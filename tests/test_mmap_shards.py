@@ -17,7 +17,8 @@ from conftest import SMALL
 
 
 def ids_of(items) -> list[int]:
-    return [int(i) for item in items for i in item["idx"].reshape(-1)]
+    """Global indices in arrival order, from per-sample items (int idx) or batches (tensor idx)."""
+    return [int(i) for item in items for i in torch.as_tensor(item["idx"]).reshape(-1)]
 
 
 @pytest.mark.parametrize("batch_size", [None, 8])
@@ -28,11 +29,11 @@ def test_samples_carry_their_generated_content(small_data, shuffle, batch_size):
     assert sorted(ids_of(items)) == list(range(103))
     item = items[1]
     x = item["x"][0] if batch_size else item["x"]
-    i = int(item["idx"].reshape(-1)[0])
+    i = ids_of([item])[0]
     expect_x, expect_y = make_sample(SMALL["seed"], i, SMALL["shape"], SMALL["classes"])
     assert isinstance(x, torch.Tensor) and x.dtype == torch.uint8 and tuple(x.shape) == SMALL["shape"]
     np.testing.assert_array_equal(x.numpy(), expect_x)
-    assert int(item["y"].reshape(-1)[0]) == expect_y
+    assert int(torch.as_tensor(item["y"]).reshape(-1)[0]) == expect_y
 
 
 @pytest.mark.parametrize("workers", [0, 1, 2, 3])

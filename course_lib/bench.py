@@ -1,0 +1,121 @@
+"""Loader benchmark: every loading strategy on one dataset, side by side in one run (figures, not a test).
+
+    python -m course_lib.bench --data build/data --out build/bench.json [--repeat 3] [--max-samples N]
+
+Prints samples/s, MB/s and the ratio to the page-cache read speed of the same files (median of
+``--repeat`` runs each), and writes the table as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable
+
+from torch.utils.data import DataLoader
+
+from .mmap_shards import MmapShardDataset
+from .naive import LoadAllDataset, PerSampleFileDataset, SeedStreamingDataset, export_per_sample_files
+from .page_cache import page_cache_mb_per_s
+from .shard_index import index_shards
+from .throughput import measure_throughput
+from .verification import backend, package_versions
+
+
+def _identity(item):
+    return item
+
+
+def loaders(data: Path, files_dir: Path, batch_size: int) -> dict[str, Callable[[int], Iterable]]:
+    """Name -> factory(num_workers) of each loader compared. ``num_workers=None`` means no DataLoader."""
+    def through(make_ds, **kw):
+        def factory(workers):
+            ds = make_ds()
+            if workers is None:
+                return ds
+            return DataLoader(ds, batch_size=None, num_workers=workers, **kw)
+        return factory
+
+    return {
+        "load everything (RAM)": through(lambda: LoadAllDataset(data)),
+        "one file per sample": through(lambda: PerSampleFileDataset(files_dir)),
+        "seed pattern (sample shuffle, np.void)": through(lambda: SeedStreamingDataset(index_shards(data).shard_dir),
+                                                          collate_fn=_identity),
+        "mmap sample shuffle, per sample": through(lambda: MmapShardDataset(data, shuffle="sample")),
+        "mmap block shuffle, per sample": through(lambda: MmapShardDataset(data, shuffle="block")),
+        f"mmap block shuffle, batched {batch_size}": through(lambda: MmapShardDataset(data, shuffle="block",
+                                                                                      batch_size=batch_size)),
+        f"mmap no shuffle, batched {batch_size}": through(lambda: MmapShardDataset(data, shuffle="none",
+                                                                                   batch_size=batch_size)),
+    }
+
+
+def run(data: Path, *, repeat: int = 3, workers: Iterable[int | None] = (None, 0, 2), batch_size: int = 256,
+        max_samples: int | None = None, per_sample_files: int = 5000, progress: bool = True) -> dict:
+    """Measure every loader x worker setting ``repeat`` times; return the JSON-ready table."""
+    index = index_shards(data)
+    ceiling = page_cache_mb_per_s(index.paths)
+    ceiling_1m = page_cache_mb_per_s(index.paths, chunk=1 << 20)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        files_dir = export_per_sample_files(data, Path(tmp) / "files", limit=per_sample_files)
+        for name, factory in loaders(data, files_dir, batch_size).items():
+            for w in workers:
+                label = f"{name} [{'no DataLoader' if w is None else f'DataLoader, {w} workers'}]"
+                loader = factory(w)  # one object, iterated `repeat` times: like epochs of one training run
+                runs = [measure_throughput(loader, bytes_per_sample=index.bytes_per_sample, warmup=1,
+                                           max_samples=max_samples, progress=progress, label=label)
+                        for _ in range(repeat)]
+                sps = statistics.median(r.samples_per_s for r in runs)
+                mbps = statistics.median(r.mb_per_s for r in runs)
+                rows.append({"loader": name, "workers": w, "samples_per_s": sps, "mb_per_s": mbps,
+                             "ratio_to_page_cache": mbps / ceiling, "runs": [r.as_dict() for r in runs]})
+                if progress:
+                    print(f"  {label}: {sps:,.0f} samples/s, {mbps:,.0f} MB/s", file=sys.stderr)
+    return {"data": str(data), "samples": len(index), "bytes_per_sample": index.bytes_per_sample,
+            "page_cache_mb_per_s": ceiling, "page_cache_1mib_mb_per_s": ceiling_1m, "repeat": repeat,
+            "backend": backend(), "packages": package_versions(), "rows": rows}
+
+
+def format_table(result: dict) -> str:
+    """The benchmark as a fixed-width text table."""
+    lines = [f"data: {result['data']} ({result['samples']:,} samples x {result['bytes_per_sample']:,} B), "
+             f"median of {result['repeat']}",
+             f"page-cache sequential read: {result['page_cache_mb_per_s']:,.0f} MB/s (8 MiB chunks), "
+             f"{result['page_cache_1mib_mb_per_s']:,.0f} MB/s (1 MiB chunks)",
+             f"{'loader':<48} {'workers':>13} {'samples/s':>12} {'MB/s':>9} {'of page cache':>14}"]
+    for r in result["rows"]:
+        w = "-" if r["workers"] is None else str(r["workers"])
+        lines.append(f"{r['loader']:<48} {w:>13} {r['samples_per_s']:>12,.0f} {r['mb_per_s']:>9,.0f} "
+                     f"{r['ratio_to_page_cache']:>13.0%}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(prog="python -m course_lib.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, type=Path, help="a data_gen directory")
+    parser.add_argument("--out", type=Path, help="write the table as JSON here")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--max-samples", type=int, default=None, help="cap each measured loop")
+    parser.add_argument("--workers", default="none,0,2", help="comma list: none (no DataLoader) and/or counts")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    workers = [None if w.strip() == "none" else int(w) for w in args.workers.split(",")]
+    result = run(args.data, repeat=args.repeat, workers=workers, batch_size=args.batch_size,
+                 max_samples=args.max_samples, progress=not args.no_progress)
+    print(format_table(result))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
