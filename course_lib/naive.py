@@ -89,6 +89,23 @@ class LoadAllDataset(Dataset):
         return {"x": rec["x"], "y": int(rec["y"]), "idx": int(rec["idx"])}
 
 
+def load_shards_measuring_memory(root: str | Path) -> list[tuple[float, float]]:
+    """Load shards fully, one after another, keeping them all; after each, (MB loaded, anonymous MB).
+
+    The list of arrays is released when the function returns: the curve is what a load-everything
+    loader would hold.
+    """
+    from .memory import memory_snapshot
+
+    index = index_shards(root)
+    held, points, loaded = [], [(0.0, memory_snapshot(include_children=False).anon_mb)], 0
+    for path in index.paths:
+        held.append(np.load(path, allow_pickle=False))
+        loaded += held[-1].nbytes
+        points.append((loaded / 1e6, memory_snapshot(include_children=False).anon_mb))
+    return points
+
+
 def export_per_sample_files(root: str | Path, out_dir: str | Path, limit: int | None = None) -> Path:
     """Write the first ``limit`` samples (all by default) as one ``.npy`` file each; returns ``out_dir``."""
     index = index_shards(root)

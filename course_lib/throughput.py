@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .memory import PeakMemory
 
@@ -16,7 +16,8 @@ SEED_BAR = 500.0  # samples/s: the seed chapter's "fast enough" bar
 
 @dataclass
 class ThroughputResult:
-    """One measured loop. Memory is resident MB (process + workers) at the start and at the peak."""
+    """One measured loop. ``warmup_seconds`` is the start-up before timing began (iterator creation and the
+    warm-up items); memory is resident MB (process + workers) at the start and at the peak."""
 
     label: str
     samples: int
@@ -24,6 +25,7 @@ class ThroughputResult:
     bytes_per_sample: float
     items: int
     warmup_items: int
+    warmup_seconds: float
     start_anon_mb: float
     start_file_mb: float
     peak_anon_mb: float
@@ -165,8 +167,8 @@ def measure_throughput(iterable: Iterable[Any], *, bytes_per_sample: float | Non
     per_item: int | None = None  # 1 for per-sample loaders: then no per-item counting is needed
     with PeakMemory() as memory, tqdm(total=total or max_samples, unit="sample", desc=label,
                                       disable=not progress, leave=False) as bar:
+        started = first = time.perf_counter()
         iterator = iter(iterable)
-        started = time.perf_counter()
         for item in iterator:
             n = per_item or count_samples_in(item)
             if per_item is None:
@@ -178,7 +180,7 @@ def measure_throughput(iterable: Iterable[Any], *, bytes_per_sample: float | Non
             if skipped < warmup:
                 skipped += 1
                 bar.update(n)
-                started = time.perf_counter()
+                started = time.perf_counter()  # start-up (worker spawn, buffer fill, loading) ends here
                 continue
             samples += n
             items += 1
@@ -194,6 +196,6 @@ def measure_throughput(iterable: Iterable[Any], *, bytes_per_sample: float | Non
         raise ValueError(f"{label}: no samples measured ({skipped} warm-up items skipped): "
                          "use more data, or a smaller warmup")
     return ThroughputResult(label=label, samples=samples, seconds=seconds, bytes_per_sample=float(bytes_per_sample),
-                            items=items, warmup_items=skipped, start_anon_mb=memory.start.anon_mb,
+                            items=items, warmup_items=skipped, warmup_seconds=started - first, start_anon_mb=memory.start.anon_mb,
                             start_file_mb=memory.start.file_mb, peak_anon_mb=memory.peak.anon_mb,
                             peak_file_mb=memory.peak.file_mb)

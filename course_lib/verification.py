@@ -1,7 +1,6 @@
 """Local-verification records: what this machine measured in a chapter, saved as JSON and shown as a table."""
 from __future__ import annotations
 
-import html
 import json
 import os
 import platform
@@ -14,6 +13,7 @@ from typing import Any, Iterable, Mapping
 
 import psutil
 
+from .tables import Table
 from .throughput import SEED_BAR, ThroughputResult
 
 PACKAGES = ("numpy", "torch", "webdataset", "matplotlib", "papermill", "nbval", "tqdm", "psutil")
@@ -62,6 +62,24 @@ def disk_bytes(path: str | Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def environment_summary(path: str | Path = ".") -> dict[str, Any]:
+    """Python, OS, CPUs, memory, free disk where ``path`` lives, CPU/GPU backend and package versions."""
+    vm = psutil.virtual_memory()
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return {
+        "python": sys.version.split()[0],
+        "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
+        "cpu_count": os.cpu_count(),
+        "memory_total_mb": vm.total / 1e6,
+        "memory_available_mb": vm.available / 1e6,
+        "disk_free_mb": psutil.disk_usage(str(probe.resolve())).free / 1e6,
+        "backend": backend(),
+        "packages": package_versions(),
+    }
+
+
 class VerificationRecord(dict):
     """A record (a plain dict, JSON-ready) that Jupyter shows as a table."""
 
@@ -80,15 +98,17 @@ class VerificationRecord(dict):
         rows.append(("saved to", str(self.get("path", ""))))
         return rows
 
+    def table(self) -> Table:
+        return Table(self.rows(), title=f"Local verification: {self['chapter']}")
+
     def __str__(self) -> str:
-        rows = self.rows()
-        width = max(len(k) for k, _ in rows)
-        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+        return str(self.table())
 
     def _repr_html_(self) -> str:
-        body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
-                       f"{html.escape(v)}</td></tr>" for k, v in self.rows())
-        return f"<table><caption>Local verification: {html.escape(self['chapter'])}</caption>{body}</table>"
+        return self.table()._repr_html_()
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(str(self))
 
 
 def verification_checkpoint(chapter: str, *, data_path: str | Path,
@@ -106,18 +126,11 @@ def verification_checkpoint(chapter: str, *, data_path: str | Path,
     for r in results:
         if not isinstance(r, ThroughputResult):
             raise TypeError(f"results must come from measure_throughput, got {type(r).__name__}: {r!r}")
-    vm = psutil.virtual_memory()
     started = _chapter_started.get(chapter)
     record = VerificationRecord(
         chapter=chapter,
         timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        python=sys.version.split()[0],
-        os=f"{platform.system()} {platform.release()} ({platform.machine()})",
-        cpu_count=os.cpu_count(),
-        memory_total_mb=vm.total / 1e6,
-        memory_available_mb=vm.available / 1e6,
-        backend=backend(),
-        packages=package_versions(),
+        **environment_summary(data_path),
         data_path=str(Path(data_path).resolve()),
         data_bytes=disk_bytes(data_path),
         runtime_s=None if started is None else time.perf_counter() - started,

@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .atomic import sha256_file
 from .layout import FORMATS, shard_file, shard_ranges
@@ -62,9 +62,10 @@ def generate(
     seconds = time.perf_counter() - started
     if report:
         total = sum(e["bytes"] for f in formats for e in manifest["formats"][f]["shards"])
+        what = (f"wrote {written / 1e6:.1f} MB in {seconds:.1f} s ({written / 1e6 / max(seconds, 1e-9):.1f} MB/s)"
+                if written else f"every shard was already there and intact (re-hashed in {seconds:.1f} s)")
         report(f"data_gen: {samples} samples in {len(ranges)} shards x {len(formats)} formats "
-               f"({', '.join(formats)}), {total / 1e6:.1f} MB at {out}; wrote {written / 1e6:.1f} MB "
-               f"in {seconds:.1f} s ({written / 1e6 / max(seconds, 1e-9):.1f} MB/s)")
+               f"({', '.join(formats)}), {total / 1e6:.1f} MB at {out}; {what}")
     return manifest
 
 

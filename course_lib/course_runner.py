@@ -1,0 +1,117 @@
+"""Run the whole course: generate the default dataset, execute every notebook, collect records, plot.
+
+    python -m course_lib.course_runner --out build [--samples N ...] [--notebooks notebooks]
+
+Writes ``OUT/data`` (the dataset), ``OUT/notebooks`` (executed copies), ``OUT/verification`` (one JSON
+record per chapter run) and ``OUT/throughput.png`` (every chapter's measured throughput).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def run_course(out: Path, *, notebooks: Path = PROJECT / "notebooks", data_args: dict[str, Any] | None = None,
+               parameters: dict[str, Any] | None = None, only: list[str] | None = None,
+               progress: bool = True) -> dict[str, Any]:
+    """Generate data, execute notebooks with papermill and collect the results; returns what was written."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import papermill
+
+    from data_gen import generate
+
+    from .plots import plot_records
+    from .verification import ENV_DIR, load_records
+
+    out = out.resolve()
+    data_dir, nb_out, ver_dir = out / "data", out / "notebooks", out / "verification"
+    for d in (nb_out, ver_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    data_args = dict(data_args or {})
+    generate(data_dir, progress=progress, **data_args)
+    paths = sorted(notebooks.glob("[0-9]*.ipynb"))
+    if only:
+        paths = [p for p in paths if any(p.name.startswith(o) for o in only)]
+    executed = []
+    if not paths:
+        print(f"course: no notebooks in {notebooks} yet; the dataset is ready at {data_dir}")
+    previous = os.environ.get(ENV_DIR)
+    os.environ[ENV_DIR] = str(ver_dir)  # the kernels inherit it: records land in OUT/verification
+    try:
+        for nb in paths:
+            started = time.perf_counter()
+            params = _declared(nb, {"data_dir": str(data_dir), **_data_params(data_args), **(parameters or {})})
+            print(f"course: executing {nb.name} ...", flush=True)
+            papermill.execute_notebook(str(nb), str(nb_out / nb.name), parameters=params, cwd=str(notebooks),
+                                       kernel_name="python3", progress_bar=False)
+            executed.append(nb_out / nb.name)
+            print(f"course: {nb.name} done in {time.perf_counter() - started:.0f} s", flush=True)
+    finally:
+        if previous is None:
+            os.environ.pop(ENV_DIR, None)
+        else:
+            os.environ[ENV_DIR] = previous
+    records = load_records(ver_dir)
+    plot = out / "throughput.png"
+    plot_records(records, plot)
+    summary = {"data": data_dir, "notebooks": executed, "verification": ver_dir, "records": len(records),
+               "plot": plot}
+    print("course: done.\n" + "\n".join(f"  {k:<13} {v if not isinstance(v, list) else len(v)}"
+                                         for k, v in summary.items()))
+    return summary
+
+
+def _data_params(data_args: dict[str, Any]) -> dict[str, Any]:
+    """Generation settings as notebook parameters (chapter 00 generates or reuses the same dataset)."""
+    params = dict(data_args)
+    if "shape" in params:
+        params["shape"] = ",".join(str(d) for d in params["shape"])
+    return params
+
+
+def _declared(nb: Path, candidates: dict[str, Any]) -> dict[str, Any]:
+    """Only the parameters that the notebook's ``parameters`` cell declares."""
+    import papermill
+
+    names = papermill.inspect_notebook(str(nb))
+    return {k: v for k, v in candidates.items() if k in names}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(prog="python -m course_lib.course_runner", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=PROJECT / "build")
+    parser.add_argument("--notebooks", type=Path, default=PROJECT / "notebooks")
+    parser.add_argument("--samples", type=int)
+    parser.add_argument("--shard-size", type=int)
+    parser.add_argument("--shape", type=lambda s: tuple(int(v) for v in s.split(",")))
+    parser.add_argument("--only", nargs="*", help="run only notebooks whose names start with these")
+    parser.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="extra papermill parameter for every notebook (value parsed as int/float if it can be)")
+    args = parser.parse_args(argv)
+    data_args = {k: v for k, v in [("samples", args.samples), ("shard_size", args.shard_size),
+                                   ("shape", args.shape)] if v is not None}
+    params = {name: _parse(value) for name, value in args.param}
+    run_course(args.out, notebooks=args.notebooks, data_args=data_args, parameters=params, only=args.only)
+    return 0
+
+
+def _parse(value: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Matplotlib figures the chapters and the course runner draw from measured results."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .throughput import SEED_BAR, ThroughputResult
+
+
+def throughput_bars(results: Sequence[ThroughputResult], *, ax=None, ceiling_mb_s: float | None = None,
+                    title: str = "Measured throughput on this machine"):
+    """Horizontal bars of samples/s (log scale), the seed's 500 samples/s bar and, if given, the page-cache MB/s."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.5 * len(results) + 1.5))
+    labels = [r.label for r in results]
+    rates = [r.samples_per_s for r in results]
+    bars = ax.barh(labels, rates, color=["tab:green" if r.clears() else "tab:red" for r in results])
+    ax.set_xscale("log")
+    ax.axvline(SEED_BAR, color="black", linestyle="--", label=f"seed's bar: {SEED_BAR:.0f} samples/s")
+    if ceiling_mb_s:
+        bps = results[0].bytes_per_sample
+        ax.axvline(ceiling_mb_s * 1e6 / bps, color="tab:blue", linestyle=":",
+                   label=f"page-cache read: {ceiling_mb_s:,.0f} MB/s")
+    for bar, r in zip(bars, results):
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2,
+                f" {r.samples_per_s:,.0f}/s, {r.mb_per_s:,.0f} MB/s", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("samples per second (log scale)")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    return ax
+
+
+def memory_bars(results: Sequence[ThroughputResult], *, ax=None, title: str = "Memory growth while loading"):
+    """Stacked bars: anonymous (heap) vs file-backed (mapped page cache) growth per result."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.5 * len(results) + 1.5))
+    labels = [r.label for r in results]
+    anon = [max(r.anon_growth_mb, 0) for r in results]
+    file = [max(r.file_growth_mb, 0) for r in results]
+    ax.barh(labels, anon, color="tab:red", label="anonymous (heap: counts against RAM)")
+    ax.barh(labels, file, left=anon, color="tab:gray", label="file-backed (page cache: reclaimable)")
+    ax.invert_yaxis()
+    ax.set_xlabel("MB")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    return ax
+
+
+def plot_plan(plan_ids: Sequence[Sequence[np.ndarray]], total: int, *, ax=None,
+              title: str = "Who reads what: sample id by read order"):
+    """Scatter of the global sample id each reader reads at each step (one colour per rank/worker)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4))
+    for reader, units in enumerate(plan_ids):
+        ids = np.concatenate(list(units)) if len(units) else np.empty(0)
+        ax.scatter(np.arange(len(ids)), ids, s=4, label=f"reader {reader}")
+    ax.set_xlabel("read order (within the reader)")
+    ax.set_ylabel("global sample id (file order)")
+    ax.set_ylim(0, total)
+    ax.set_title(title)
+    ax.legend(fontsize=8, markerscale=3)
+    return ax
+
+
+def image_grid(records: np.ndarray, *, columns: int = 8, ax_size: float = 1.2):
+    """Show records (fields x, y, idx) as a grid of images titled with label and index."""
+    n = len(records)
+    rows = max(1, -(-n // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * ax_size, rows * ax_size * 1.15), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, rec in zip(axes.flat, records):
+        x = np.asarray(rec["x"])
+        if x.ndim == 3:                      # (channels, height, width) -> what imshow wants
+            x = x[0] if x.shape[0] == 1 else np.moveaxis(x[:3], 0, -1)
+        elif x.ndim == 1:
+            x = x[None, :]
+        ax.imshow(x, cmap="gray" if x.ndim == 2 else None, vmin=0, vmax=255)
+        ax.set_title(f"y={int(rec['y'])} #{int(rec['idx'])}", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_records(records: Iterable[dict[str, Any]], path: str | Path | None = None):
+    """One bar per (chapter, result) from verification records; saved to ``path`` when given."""
+    rows = [(rec["chapter"], r) for rec in records for r in rec["results"]]
+    fig, ax = plt.subplots(figsize=(9, 0.35 * len(rows) + 1.5))
+    if not rows:
+        ax.text(0.5, 0.5, "no verification records yet", ha="center", va="center")
+        ax.set_axis_off()
+    else:
+        labels = [f"{chapter}: {r['label']}" for chapter, r in rows]
+        rates = [r["samples_per_s"] for _, r in rows]
+        ax.barh(labels, rates, color=["tab:green" if r["clears_500"] else "tab:red" for _, r in rows])
+        ax.axvline(SEED_BAR, color="black", linestyle="--", label=f"seed's bar: {SEED_BAR:.0f} samples/s")
+        ax.set_xscale("log")
+        ax.invert_yaxis()
+        ax.set_xlabel("samples per second (log scale)")
+        ax.legend(loc="lower right", fontsize=8)
+        ax.set_title("Throughput measured by each chapter on this machine")
+    fig.tight_layout()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120)
+    return fig

@@ -1,0 +1,96 @@
+"""The course end to end: every notebook executed by the course runner with tiny parameters, then nbval."""
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import course_lib
+from course_lib.course_runner import run_course
+from course_lib.verification import load_records
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+TINY_DATA = dict(samples=600, shard_size=100, shape=(3, 8, 8))
+TINY_PARAMS = dict(per_sample_files=100, batch_size=16, block_size=16, n_preview=8)
+
+pytestmark = pytest.mark.notebooks
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """Run the whole course once (what `make course` does) on tiny data."""
+    out = tmp_path_factory.mktemp("course")
+    summary = run_course(out, data_args=TINY_DATA, parameters={**TINY_PARAMS, "work_dir": str(out / "tmp")},
+                         progress=False)
+    return out, summary
+
+
+def test_there_are_chapters():
+    assert [p.name[:2] for p in NOTEBOOKS][:3] == ["00", "01", "02"]
+
+
+def test_every_notebook_runs_and_writes_a_verification_record(course):
+    out, summary = course
+    assert [p.name for p in summary["notebooks"]] == [p.name for p in NOTEBOOKS]
+    records = load_records(out / "verification")
+    assert len(records) == len(NOTEBOOKS)
+    for nb, rec in zip(NOTEBOOKS, records):
+        assert rec["chapter"].startswith(nb.name[:2])
+        assert rec["data_path"] == str((out / "data").resolve())
+        assert rec["results"] and all(r["samples"] > 0 and r["samples_per_s"] > 0 for r in rec["results"])
+        assert rec["runtime_s"] is not None and rec["runtime_s"] > 0
+    assert (out / "throughput.png").stat().st_size > 1000
+    assert json.loads((out / "data/manifest.json").read_text())["total_samples"] == TINY_DATA["samples"]
+
+
+def test_executed_notebooks_have_no_errors_and_plots(course):
+    out, _ = course
+    for nb_path in sorted((out / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(nb_path, as_version=4)
+        outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+        assert not [o for o in outputs if o.output_type == "error"], nb_path.name
+        assert any("image/png" in o.get("data", {}) for o in outputs), f"{nb_path.name} draws no plot"
+
+
+def test_nbval_replays_the_executed_notebooks(course):
+    out, _ = course
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
+                           *[str(p) for p in sorted((out / "notebooks").glob("*.ipynb"))]],
+                          capture_output=True, text=True, cwd=out)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_notebook_is_clean(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), "stored outputs: clear them"
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and code.index(tagged[0]) == 0, "one parameters cell, the first code cell"
+    assert "data_dir" in tagged[0].source
+    assert "verification_checkpoint(" in code[-1].source, "the last cell must be the verification checkpoint"
+    assert "start_chapter(" in code[1].source, "the cell after the parameters must start the chapter timer"
+    assert nb.cells[0].cell_type == "markdown" and "By the end of this chapter" in nb.cells[0].source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_does_not_redefine_course_lib(path):
+    public = set(course_lib.__all__)
+    for module in ("naive", "plots", "tables", "page_cache", "bench", "epoch_plan", "shard_index"):
+        mod = __import__(f"course_lib.{module}", fromlist=["_"])
+        public |= {n for n in vars(mod) if not n.startswith("_")}
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        tree = ast.parse(cell.source)
+        defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        assert not defined & public, f"{path.name} redefines {defined & public}: import it from course_lib"

@@ -1,0 +1,50 @@
+"""environment.yml and pyproject.toml list the same packages; constraints pin torch's CPU build; CI runs make test."""
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = {"jupyterlab", "numpy", "torch", "webdataset", "matplotlib", "nbval", "papermill", "tqdm", "psutil"}
+
+
+def _name(spec: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", spec.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def pyproject_packages() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps = project["dependencies"] + [d for extra in project["optional-dependencies"].values() for d in extra]
+    return {_name(d) for d in deps}
+
+
+def environment_packages() -> set[str]:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    names = set()
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            names |= {_name(d) for d in dep["pip"] if not d.startswith("-")}
+        elif _name(dep) not in ("python", "pip"):
+            names.add(_name(dep))
+    return names
+
+
+def test_environment_and_pyproject_agree():
+    assert pyproject_packages() == environment_packages()
+    assert CORE <= pyproject_packages()
+
+
+def test_constraints_pin_cpu_torch_and_every_dependency():
+    pins = {_name(line): line.split("==")[1].strip() for line in (ROOT / "constraints.txt").read_text().splitlines()
+            if "==" in line and not line.startswith("#")}
+    assert pins["torch"] == "2.13.0"
+    assert pyproject_packages() <= set(pins), pyproject_packages() - set(pins)
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    ci = [l for l in (ROOT / ".ci/run").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    assert ci[-1].strip() == "make test"
+    assert "make test" in (ROOT / "README.md").read_text()
