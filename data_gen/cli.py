@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--classes", type=int, default=10, help="number of classes (default 10)")
     gen.add_argument("--seed", type=int, default=0, help="content seed (default 0)")
     gen.add_argument("--formats", type=_formats, default=list(FORMATS),
-                     help=f"comma-separated formats from {','.join(FORMATS)} (default both)")
+                     help=f"comma-separated formats from {','.join(FORMATS)} (default all)")
     gen.add_argument("--no-progress", action="store_true", help="no progress bar")
     ver = sub.add_parser("verify", help="re-hash every shard against manifest.json")
     ver.add_argument("dir", help="a directory written by 'generate'")

@@ -30,7 +30,7 @@ def generate(
     shape: Iterable[int] = (3, 64, 64),
     classes: int = 10,
     seed: int = 0,
-    formats: Iterable[str] = ("npy", "wds"),
+    formats: Iterable[str] = FORMATS,
     progress: bool = True,
     report: Callable[[str], None] | None = print,
 ) -> dict[str, Any]:

@@ -12,15 +12,21 @@ int64 fields stay aligned (torch can view them without a copy). Read a shard wit
 
 One WebDataset shard ``wds/shard_0000.tar`` holds, per sample with key ``%09d`` of its index, the
 members ``<key>.x.npy`` (the image as ``.npy`` bytes), ``<key>.cls`` and ``<key>.idx`` (decimal text).
+
+One block-WebDataset shard ``wdsb/shard_0000.tar`` holds the same samples pre-batched: per block of
+``WDS_BLOCK`` consecutive samples (key = index of its first sample) the members ``<key>.x.npy``
+(``(n, *shape)`` uint8), ``<key>.y.npy`` and ``<key>.idx.npy`` (``(n,)`` int64). Few large members make
+the tar cheap to parse: the fast WebDataset path.
 """
 from __future__ import annotations
 
 import numpy as np
 
 FORMAT_VERSION = 1
-FORMATS = ("npy", "wds")
+FORMATS = ("npy", "wds", "wdsb")
+WDS_BLOCK = 256
 SHARD_NAME = "shard_{:04d}"
-EXTENSIONS = {"npy": ".npy", "wds": ".tar"}
+EXTENSIONS = {"npy": ".npy", "wds": ".tar", "wdsb": ".tar"}
 MANIFEST_NAME = "manifest.json"
 KEY_WIDTH = 9
 

@@ -8,7 +8,7 @@ import numpy as np
 import webdataset as wds
 
 from .atomic import atomic_open
-from .layout import record_dtype, sample_key
+from .layout import WDS_BLOCK, record_dtype, sample_key
 
 
 def write_npy_shard(path: Path, xs: np.ndarray, ys: np.ndarray, first_index: int) -> None:
@@ -42,4 +42,18 @@ def write_wds_shard(path: Path, xs: np.ndarray, ys: np.ndarray, first_index: int
                 })
 
 
-WRITERS = {"npy": write_npy_shard, "wds": write_wds_shard}
+def write_wdsb_shard(path: Path, xs: np.ndarray, ys: np.ndarray, first_index: int) -> None:
+    """Write samples as a WebDataset tar of pre-batched blocks of ``WDS_BLOCK`` samples (``.npy`` members)."""
+    with atomic_open(path) as f:
+        with wds.TarWriter(f, encoder=False, mtime=0.0) as sink:
+            for start in range(0, len(xs), WDS_BLOCK):
+                stop = min(start + WDS_BLOCK, len(xs))
+                sink.write({
+                    "__key__": sample_key(first_index + start),
+                    "x.npy": npy_bytes(np.ascontiguousarray(xs[start:stop])),
+                    "y.npy": npy_bytes(ys[start:stop].astype(np.int64)),
+                    "idx.npy": npy_bytes(np.arange(first_index + start, first_index + stop, dtype=np.int64)),
+                })
+
+
+WRITERS = {"npy": write_npy_shard, "wds": write_wds_shard, "wdsb": write_wdsb_shard}

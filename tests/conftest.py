@@ -12,7 +12,7 @@ SMALL = dict(samples=103, shard_size=20, shape=(3, 4, 4), classes=5, seed=7)
 
 @pytest.fixture(scope="session")
 def small_data(tmp_path_factory) -> Path:
-    """103 samples in 6 shards (the last one short), both formats. Treat as read-only."""
+    """103 samples in 6 shards (the last one short), every format. Treat as read-only."""
     root = tmp_path_factory.mktemp("small") / "data"
     generate(root, **SMALL, progress=False, report=None)
     return root

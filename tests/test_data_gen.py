@@ -26,7 +26,7 @@ def _gen(root: Path, **kw) -> dict:
 def test_manifest_counts_and_files(small_data: Path) -> None:
     m = read_manifest(small_data)
     assert m["complete"] and m["total_samples"] == 103 and m["shape"] == [3, 4, 4]
-    for fmt in ("npy", "wds"):
+    for fmt in ("npy", "wds", "wdsb"):
         shards = m["formats"][fmt]["shards"]
         assert [e["samples"] for e in shards] == [20, 20, 20, 20, 20, 3]
         assert [e["first_index"] for e in shards] == [0, 20, 40, 60, 80, 100]
@@ -56,6 +56,20 @@ def test_wds_shards_match_npy(small_data: Path) -> None:
     x, y = make_sample(7, 42, (3, 4, 4), 5)
     np.testing.assert_array_equal(rows[42][0], x)
     assert int(rows[42][1]) == y
+
+
+def test_block_tars_hold_the_same_samples_in_blocks(small_data: Path) -> None:
+    from data_gen.layout import WDS_BLOCK
+
+    urls = [str(p) for p in sorted((small_data / "wdsb").glob("shard_*.tar"))]
+    blocks = list(wds.WebDataset(urls, shardshuffle=False).decode().to_tuple("x.npy", "y.npy", "idx.npy"))
+    assert all(len(i) <= WDS_BLOCK for _, _, i in blocks)
+    idx = np.concatenate([i for _, _, i in blocks])
+    assert idx.tolist() == list(range(103))
+    xs, ys = np.concatenate([x for x, _, _ in blocks]), np.concatenate([y for _, y, _ in blocks])
+    x, y = make_sample(7, 77, (3, 4, 4), 5)
+    np.testing.assert_array_equal(xs[77], x)
+    assert ys[77] == y
 
 
 def test_content_is_not_trivial() -> None:

@@ -1,0 +1,68 @@
+"""Error handling for WebDataset pipelines: raise naming the shard, or skip and *count* what was skipped."""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+HANDLERS = ("raise", "warn")
+
+
+class ShardReadError(RuntimeError):
+    """A shard (or one sample in it) could not be read or decoded; the message names the shard URL."""
+
+
+class ErrorLog:
+    """A pipeline's error handler.
+
+    ``"raise"``: stop at the first error with a :class:`ShardReadError` naming the shard.
+    ``"warn"``: skip the bad shard or sample, warn, and append one line to a log file, so that DataLoader
+    worker processes count into the same place; ``count`` and ``messages`` read it back.
+    """
+
+    def __init__(self, mode: str = "raise", known_urls: list[str] | None = None):
+        if mode not in HANDLERS:
+            raise ValueError(f"handler must be one of {HANDLERS}, got {mode!r}")
+        self.mode = mode
+        self.known_urls = list(known_urls or [])
+        fd, name = tempfile.mkstemp(prefix="wds-errors-", suffix=".log")
+        os.close(fd)
+        self.path = Path(name)
+        self._owner = os.getpid()
+
+    def describe(self, exn: BaseException) -> str:
+        """The error in one line, starting with the shard it came from when that can be found."""
+        text = str(exn.args[0]) if exn.args else type(exn).__name__
+        url = next((a for a in exn.args[1:] if isinstance(a, str) and a), None)
+        if url is None:
+            url = next((u for u in self.known_urls if u in text), None)
+        detail = f"{type(exn).__name__}: {text}" if not isinstance(exn, ShardReadError) else text
+        return detail if url is None or detail.startswith(url) else f"{url}: {detail}"
+
+    def __call__(self, exn: BaseException) -> bool:
+        """webdataset's handler protocol: True means skip and continue."""
+        message = self.describe(exn)
+        if self.mode == "raise":
+            raise ShardReadError(message) from exn
+        with open(self.path, "a") as f:
+            f.write(message.replace("\n", " ") + "\n")
+        warnings.warn(f"skipped: {message}", stacklevel=2)
+        return True
+
+    @property
+    def messages(self) -> list[str]:
+        """Every skip recorded so far, in any process."""
+        return self.path.read_text().splitlines() if self.path.exists() else []
+
+    @property
+    def count(self) -> int:
+        return len(self.messages)
+
+    def clear(self) -> None:
+        self.path.write_text("")
+
+
+    def __del__(self) -> None:
+        if os.getpid() == getattr(self, "_owner", None):  # worker copies never delete the shared log
+            Path(self.path).unlink(missing_ok=True)

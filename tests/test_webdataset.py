@@ -1,0 +1,217 @@
+"""WebDataset helpers: exactly-once, reproducible shuffles, safe decoding, corrupt input, HTTP, the block path."""
+from __future__ import annotations
+
+import io
+import pickle
+import shutil
+import tarfile
+import urllib.request
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from course_lib import ShardReadError, make_block_webdataset, make_webdataset, serve_shards
+from course_lib.shuffle_quality import arrival_order, shuffle_quality
+from data_gen.samples import make_sample
+
+from conftest import SMALL
+
+ALL = list(range(103))
+
+
+def ids(items) -> list[int]:
+    return arrival_order(items).tolist()
+
+
+def test_every_sample_once_and_decoded(small_data):
+    items = list(make_webdataset(small_data, shuffle_buffer=10, seed=1))
+    assert sorted(ids(items)) == ALL
+    item = items[5]
+    x, y = make_sample(SMALL["seed"], item["idx"], SMALL["shape"], SMALL["classes"])
+    assert isinstance(item["x"], torch.Tensor) and item["x"].dtype == torch.uint8
+    np.testing.assert_array_equal(item["x"].numpy(), x)
+    assert item["y"] == y
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_dataloader_workers_split_shards(small_data, workers):
+    loader = DataLoader(make_webdataset(small_data, shuffle_buffer=20), batch_size=None, num_workers=workers)
+    assert sorted(ids(loader)) == ALL
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_ranks_split_shards(small_data, world):
+    per_rank = [ids(make_webdataset(small_data, rank=r, world_size=world)) for r in range(world)]
+    assert sorted(sum(per_rank, [])) == ALL
+
+
+def test_shuffle_is_reproducible_and_changes_with_epoch(small_data):
+    a = ids(make_webdataset(small_data, seed=3, epoch=0, shuffle_buffer=30))
+    assert a == ids(make_webdataset(small_data, seed=3, epoch=0, shuffle_buffer=30))
+    pipeline = make_webdataset(small_data, seed=3, epoch=0, shuffle_buffer=30)
+    pipeline.set_epoch(1)
+    b = ids(pipeline)
+    assert a != b and sorted(b) == ALL
+    assert ids(make_webdataset(small_data, shardshuffle=False, shuffle_buffer=0)) == ALL
+
+
+def test_batched_output(small_data):
+    batches = list(make_webdataset(small_data, batch_size=8, shuffle_buffer=10))
+    assert batches[0]["x"].shape == (8, *SMALL["shape"]) and batches[0]["y"].dtype == torch.int64
+    assert sum(len(b["idx"]) for b in batches) == 103
+    full = list(make_webdataset(small_data, batch_size=8, partial=False))
+    assert all(len(b["idx"]) == 8 for b in full)
+
+
+def test_bigger_buffer_shuffles_better(small_data):
+    small = shuffle_quality(arrival_order(make_webdataset(small_data, shardshuffle=False, shuffle_buffer=2)))
+    big = shuffle_quality(arrival_order(make_webdataset(small_data, shardshuffle=False, shuffle_buffer=100)))
+    assert big["displacement"] > small["displacement"] and big["neighbours"] < small["neighbours"]
+
+
+def test_shuffle_quality_numbers():
+    assert shuffle_quality(np.arange(100)) == {"displacement": 0.0, "correlation": pytest.approx(1.0),
+                                               "neighbours": 1.0}
+    rev = shuffle_quality(np.arange(100)[::-1])
+    assert rev["correlation"] == pytest.approx(-1.0) and rev["displacement"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="permutation"):
+        shuffle_quality(np.array([0, 0, 1]))
+
+
+# -- safe decoding and corrupt input -----------------------------------------------------------------
+class Payload:
+    """Unpickling this creates a file: proof that code ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def _copy_wds(small_data: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "wds"
+    shutil.copytree(small_data / "wds", dst)
+    return dst
+
+
+def _add_member(tar_path: Path, name: str, data: bytes) -> None:
+    with tarfile.open(tar_path, "a") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+
+
+def test_pickle_member_is_refused_not_executed(small_data, tmp_path):
+    wds_dir = _copy_wds(small_data, tmp_path)
+    marker = tmp_path / "pwned"
+    first = sorted(wds_dir.glob("*.tar"))[0]
+    _add_member(first, "000000999.pyd", pickle.dumps(Payload(marker)))
+    _add_member(first, "000000999.x.npy", (small_data / "npy/shard_0000.npy").read_bytes()[:300])
+    with pytest.raises(ShardReadError, match=r"shard_0000\.tar.*000000999.*refused"):
+        list(make_webdataset(wds_dir))
+    pipeline = make_webdataset(wds_dir, handler="warn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = ids(pipeline)
+    assert sorted(got) == ALL and pipeline.errors.count == 1 and "refused" in pipeline.errors.messages[0]
+    assert not marker.exists(), "the pickle was executed"
+
+
+def test_truncated_shard_raises_naming_it_or_is_counted(small_data, tmp_path):
+    wds_dir = _copy_wds(small_data, tmp_path)
+    bad = wds_dir / "shard_0002.tar"
+    bad.write_bytes(bad.read_bytes()[:5000])
+    with pytest.raises(ShardReadError, match="shard_0002.tar"):
+        list(make_webdataset(wds_dir, shuffle_buffer=0))
+    pipeline = make_webdataset(wds_dir, handler="warn", shuffle_buffer=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = ids(pipeline)
+    assert pipeline.errors.count >= 1 and all("shard_0002.tar" in m for m in pipeline.errors.messages)
+    assert set(got) >= set(range(0, 40)) | set(range(60, 103)) and len(got) < 103
+
+
+def test_bad_npy_member_raises_naming_shard_and_key_or_is_counted(small_data, tmp_path):
+    wds_dir = tmp_path / "wds"
+    wds_dir.mkdir()
+    src = small_data / "wds/shard_0001.tar"
+    with tarfile.open(src) as tin, tarfile.open(wds_dir / "shard_0001.tar", "w") as tout:
+        for info in tin:
+            data = tin.extractfile(info).read()
+            if info.name == "000000025.x.npy":
+                data = data[:60]
+                info.size = len(data)
+            tout.addfile(info, io.BytesIO(data))
+    with pytest.raises(ShardReadError, match=r"shard_0001\.tar: sample 000000025: bad \.npy"):
+        list(make_webdataset(wds_dir))
+    pipeline = make_webdataset(wds_dir, handler="warn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = ids(pipeline)
+    assert sorted(got) == [i for i in range(20, 40) if i != 25] and pipeline.errors.count == 1
+
+
+def test_counts_survive_dataloader_workers(small_data, tmp_path):
+    wds_dir = _copy_wds(small_data, tmp_path)
+    for name in ("shard_0001.tar", "shard_0004.tar"):
+        (wds_dir / name).write_bytes(b"not a tar file at all" * 10)
+    pipeline = make_webdataset(wds_dir, handler="warn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = ids(DataLoader(pipeline, batch_size=None, num_workers=2))
+    assert len(got) == 103 - 40 and pipeline.errors.count == 2
+
+
+def test_missing_shard_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no shard_"):
+        make_webdataset(tmp_path)
+    with pytest.raises(FileNotFoundError, match="2 of 2 shard.*shard_0008.tar.*shard_0009.tar"):
+        make_webdataset(str(tmp_path / "shard_{0008..0009}.tar"))
+
+
+def test_bad_handler_argument(small_data):
+    with pytest.raises(ValueError, match="handler"):
+        make_webdataset(small_data, handler="ignore")
+
+
+# -- HTTP --------------------------------------------------------------------------------------------
+def test_a_whole_epoch_over_http(small_data):
+    with serve_shards(small_data) as server:
+        assert server.base_url.startswith("http://127.0.0.1:")
+        assert server.pattern.endswith("/shard_{0000..0005}.tar")
+        got = ids(make_webdataset(server.pattern, shuffle_buffer=20))
+        assert sorted(got) == ALL
+        loader = DataLoader(make_webdataset(server.urls), batch_size=None, num_workers=2)
+        assert sorted(ids(loader)) == ALL
+        with pytest.raises(ShardReadError, match=r"HTTP 404.*|.*shard_0099.tar: HTTP 404"):
+            list(make_webdataset([server.base_url + "/shard_0099.tar"]))
+        base = server.base_url
+    with pytest.raises(ShardReadError, match="cannot connect"):
+        list(make_webdataset([base + "/shard_0000.tar"]))
+    with pytest.raises(OSError):
+        urllib.request.urlopen(base + "/shard_0000.tar", timeout=2)
+
+
+# -- the block fast path -----------------------------------------------------------------------------
+@pytest.mark.parametrize("workers", [0, 2])
+def test_block_path_every_sample_once(small_data, workers):
+    pipeline = make_block_webdataset(small_data, batch_size=8, block_buffer=2, seed=1)
+    batches = list(DataLoader(pipeline, batch_size=None, num_workers=workers))
+    assert sorted(ids(batches)) == ALL
+    assert all(b["x"].shape[1:] == SMALL["shape"] for b in batches)
+    i = int(batches[0]["idx"][3])
+    np.testing.assert_array_equal(batches[0]["x"][3].numpy(), make_sample(7, i, SMALL["shape"], 5)[0])
+    assert int(batches[0]["y"][3]) == make_sample(7, i, SMALL["shape"], 5)[1]
+
+
+def test_block_path_mixes_and_is_reproducible(small_data):
+    order = ids(make_block_webdataset(small_data, batch_size=8, block_buffer=4, seed=2))
+    assert order == ids(make_block_webdataset(small_data, batch_size=8, block_buffer=4, seed=2))
+    assert shuffle_quality(np.array(order))["neighbours"] < 0.2
+    full = list(make_block_webdataset(small_data, batch_size=8, partial=False))
+    assert all(len(b["idx"]) == 8 for b in full) and sum(len(b["idx"]) for b in full) == 96
