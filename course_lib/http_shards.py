@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from .webdataset_pipeline import manifest_counts
+
 
 @dataclass(frozen=True)
 class ShardServer:
@@ -18,6 +20,7 @@ class ShardServer:
     directory: Path
     base_url: str
     urls: list[str]
+    counts: dict[str, int]  # samples per shard file name, from the data_gen manifest ({} without one)
 
     @property
     def pattern(self) -> str:
@@ -48,7 +51,7 @@ def serve_shards(directory: str | Path, *, fmt: str = "wds", timeout: float = 10
         port = _read_port(proc, timeout)
         base = f"http://127.0.0.1:{port}"
         urls = [f"{base}/{p.name}" for p in sorted(directory.glob("shard_*.tar"))]
-        yield ShardServer(directory, base, urls)
+        yield ShardServer(directory, base, urls, manifest_counts(directory.parent, directory.name))
     finally:
         proc.terminate()
         try:

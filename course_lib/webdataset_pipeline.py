@@ -10,7 +10,9 @@ is refused, because webdataset's default decoders would run pickle on it.
 """
 from __future__ import annotations
 
+import functools
 import io
+import json
 import random
 import tarfile
 import urllib.error
@@ -24,6 +26,8 @@ import webdataset as wds
 from torch.utils.data import default_collate, get_worker_info
 from webdataset.shardlists import expand_urls
 from webdataset.tariterators import group_by_keys, tar_file_expander
+
+from data_gen.layout import WDS_BLOCK
 
 from .epoch_plan import epoch_rng
 from .shard_errors import ErrorLog, ShardReadError
@@ -54,6 +58,45 @@ def shard_urls(source: str | Path | Sequence[str], fmt: str = "wds") -> list[str
 READ_BUFFER = 1 << 20  # tarfile's stream mode reads 10 KiB at a time: serve those from a 1 MiB buffer
 
 
+def manifest_counts(data_dir: str | Path, fmt: str = "wds") -> dict[str, int]:
+    """``{"shard_0000.tar": samples, ...}`` from a data_gen manifest (empty when there is none)."""
+    path = Path(data_dir) / "manifest.json"
+    if not path.exists():
+        return {}
+    entries = json.loads(path.read_text()).get("formats", {}).get(fmt, {}).get("shards", [])
+    return {Path(e["file"]).name: int(e["samples"]) for e in entries if e}
+
+
+def count_per_shard(files: Iterable[dict[str, Any]], expected: dict[str, int], errors: ErrorLog,
+                    unit: str = "samples") -> Iterator[dict[str, Any]]:
+    """Pass tar records through; at each end-of-shard marker compare the keys (``unit``) seen with ``expected``.
+
+    A shard that ends early (truncated) is reported through ``errors`` with how many samples it lost,
+    so a skipped tail is counted, not silently missing. Shards not in ``expected`` are not checked.
+    """
+    keys: set[str] = set()
+    url = None
+
+    def check() -> bool:
+        want = expected.get(Path(str(url)).name) if url else None
+        if want is None or len(keys) == want:
+            return True
+        return errors(ShardReadError(f"{url}: ended after {len(keys)} of {want} {unit} "
+                                     f"({want - len(keys)} lost: truncated?)"))
+
+    for record in files:
+        if record == {} or record.get("__url__", url) != url:  # end marker, or a shard that ended in an error
+            if url is not None and not check():
+                return
+            keys, url = set(), None
+        if record != {}:
+            url = record["__url__"]
+            keys.add(record["fname"].split(".", 1)[0])
+        yield record
+    if url is not None:
+        check()
+
+
 def open_shard(url: str, timeout: float = 30.0):
     """A buffered stream for a local path or an http(s) URL; HTTP errors name the status and the URL."""
     if url.startswith(("http://", "https://")):
@@ -70,21 +113,40 @@ def open_shard(url: str, timeout: float = 30.0):
 
 
 def decode_npy(data: bytes, where: str) -> np.ndarray:
-    """An array from ``.npy`` bytes without a copy and without pickle; errors name ``where``."""
+    """An array from ``.npy`` bytes without a copy and without pickle; errors name ``where``.
+
+    The header of every member of one kind is identical, so it is parsed once and cached: this is what
+    ``np.load`` would redo (with ``ast.literal_eval``) for every sample.
+    """
     try:
-        stream = io.BytesIO(data)
-        version = np.lib.format.read_magic(stream)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = read(stream)
-        if dtype.hasobject:
-            raise ValueError("object arrays need pickle: refused")
+        shape, fortran, dtype, offset = _npy_header(bytes(data[:_header_end(data)]))
         count = int(np.prod(shape))
-        if len(data) - stream.tell() < count * dtype.itemsize:
-            raise ValueError(f"truncated: {len(data) - stream.tell()} data bytes for {count} x {dtype}")
-        array = np.frombuffer(data, dtype=dtype, count=count, offset=stream.tell())
+        if len(data) - offset < count * dtype.itemsize:
+            raise ValueError(f"truncated: {len(data) - offset} data bytes for {count} x {dtype}")
+        array = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
         return array.reshape(shape, order="F" if fortran else "C")
     except ValueError as e:
         raise ShardReadError(f"{where}: bad .npy member ({e})") from e
+
+
+def _header_end(data: bytes) -> int:
+    """Where the data of a ``.npy`` file starts (magic, version, header length, header)."""
+    if len(data) < 10 or bytes(data[:6]) != b"\x93NUMPY":
+        raise ValueError("not a .npy file (bad magic)")
+    if data[6] == 1:
+        return 10 + int.from_bytes(data[8:10], "little")
+    return 12 + int.from_bytes(data[8:12], "little")
+
+
+@functools.lru_cache(maxsize=64)
+def _npy_header(header: bytes) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    stream = io.BytesIO(header)
+    version = np.lib.format.read_magic(stream)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read(stream)
+    if dtype.hasobject:
+        raise ValueError("object arrays need pickle: refused")
+    return shape, fortran, dtype, stream.tell()
 
 
 def _check_members(sample: dict[str, Any], allowed: set[str]) -> str:
@@ -166,18 +228,21 @@ class _Pipeline(wds.DataPipeline):
 def make_webdataset(urls: str | Path | Sequence[str], *, shuffle_buffer: int = 1000, seed: int = 0, epoch: int = 0,
                     batch_size: int | None = None, handler: str = "raise", shardshuffle: bool = True,
                     rank: int | None = None, world_size: int | None = None, partial: bool = True,
-                    initial: int | None = None) -> _Pipeline:
+                    initial: int | None = None, expected_counts: dict[str, int] | None = None) -> _Pipeline:
     """The per-sample WebDataset pipeline over data_gen ``wds`` shards (see module docstring).
 
     ``shuffle_buffer=0`` disables the sample shuffle; ``initial`` is how many samples the buffer holds before
     the first one comes out (default: the whole buffer). ``handler="warn"`` skips bad shards/samples and
     counts them in ``pipeline.errors``. Splits shards by node (``rank``/``world_size``, or torch.distributed)
-    and by DataLoader worker.
+    and by DataLoader worker. ``expected_counts`` (shard file name -> samples; read from the manifest when
+    ``urls`` is a data_gen directory) lets a truncated shard report how many samples it lost.
     """
+    expected = _expected(urls, "wds", expected_counts)
     urls = shard_urls(urls, "wds")
     errors = ErrorLog(handler, urls)
     _check_split(rank, world_size)
-    stages: list = [lambda src: group_by_keys(tar_file_expander(src, handler=errors), handler=errors)]
+    stages: list = [lambda src: group_by_keys(count_per_shard(tar_file_expander(src, handler=errors), expected,
+                                                              errors), handler=errors)]
     pipeline = _Pipeline(urls, seed=seed, epoch=epoch, shardshuffle=shardshuffle, rank=rank,
                          world_size=world_size, errors=errors, stages=stages)
     if shuffle_buffer:
@@ -195,12 +260,15 @@ def make_block_webdataset(urls: str | Path | Sequence[str], *, batch_size: int =
                           partial: bool = True) -> _Pipeline:
     """The fast path over data_gen ``wdsb`` shards: blocks of samples, shuffled within a window of
     ``block_buffer`` blocks, yielded as ready batches ``{"x", "y", "idx"}`` of tensors."""
+    expected = {name: -(-n // WDS_BLOCK) for name, n in _expected(urls, "wdsb", None).items()}
     urls = shard_urls(urls, "wdsb")
     errors = ErrorLog(handler, urls)
     _check_split(rank, world_size)
     if block_buffer < 1 or batch_size < 1:
         raise ValueError(f"block_buffer and batch_size must be >= 1, got {block_buffer}, {batch_size}")
-    stages: list = [lambda src: group_by_keys(seekable_tar_expander(src, handler=errors), handler=errors),
+    stages: list = [lambda src: group_by_keys(count_per_shard(seekable_tar_expander(src, handler=errors),
+                                                              expected, errors, unit="blocks"),
+                                              handler=errors),
                     wds.map(decode_block, handler=errors)]
     pipeline = _Pipeline(urls, seed=seed, epoch=epoch, shardshuffle=shardshuffle, rank=rank,
                          world_size=world_size, errors=errors, stages=stages)
@@ -276,6 +344,14 @@ def _gather(held, owner, row, as_arrays=False):
     if as_arrays:
         return out
     return {k: torch.from_numpy(v) for k, v in out.items()}
+
+
+def _expected(source: Any, fmt: str, given: dict[str, int] | None) -> dict[str, int]:
+    if given is not None:
+        return dict(given)
+    if isinstance(source, (str, Path)) and "://" not in str(source) and Path(source).is_dir():
+        return manifest_counts(source, fmt)
+    return {}
 
 
 def _check_split(rank: int | None, world_size: int | None) -> None:

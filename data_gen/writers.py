@@ -29,9 +29,13 @@ def npy_bytes(array: np.ndarray) -> bytes:
 
 
 def write_wds_shard(path: Path, xs: np.ndarray, ys: np.ndarray, first_index: int) -> None:
-    """Write samples as a WebDataset tar with webdataset's own TarWriter (fixed mtime: same bytes each run)."""
+    """Write samples as a WebDataset tar with webdataset's own TarWriter.
+
+    The mtime is a fixed integer: the same bytes every run, and no per-member pax header (a float mtime
+    adds one, doubling the headers a reader must parse).
+    """
     with atomic_open(path) as f:
-        with wds.TarWriter(f, encoder=False, mtime=0.0) as sink:
+        with wds.TarWriter(f, encoder=False, mtime=0) as sink:
             for i, (x, y) in enumerate(zip(xs, ys)):
                 index = first_index + i
                 sink.write({
@@ -45,7 +49,7 @@ def write_wds_shard(path: Path, xs: np.ndarray, ys: np.ndarray, first_index: int
 def write_wdsb_shard(path: Path, xs: np.ndarray, ys: np.ndarray, first_index: int) -> None:
     """Write samples as a WebDataset tar of pre-batched blocks of ``WDS_BLOCK`` samples (``.npy`` members)."""
     with atomic_open(path) as f:
-        with wds.TarWriter(f, encoder=False, mtime=0.0) as sink:
+        with wds.TarWriter(f, encoder=False, mtime=0) as sink:
             for start in range(0, len(xs), WDS_BLOCK):
                 stop = min(start + WDS_BLOCK, len(xs))
                 sink.write({

@@ -13,7 +13,7 @@ def test_bench_writes_every_loader_and_ceiling(small_data, tmp_path, capsys):
     result = json.loads(out.read_text())
     assert result["page_cache_mb_per_s"] > 0 and result["samples"] == 103
     loaders = {(r["loader"], r["workers"]) for r in result["rows"]}
-    assert len(loaders) == 7 * 2
+    assert len(loaders) == 10 * 2
     for r in result["rows"]:
         assert r["samples_per_s"] > 0 and r["runs"][0]["samples"] > 0
         assert abs(r["ratio_to_page_cache"] - r["mb_per_s"] / result["page_cache_mb_per_s"]) < 1e-9

@@ -134,6 +134,15 @@ def test_truncated_shard_raises_naming_it_or_is_counted(small_data, tmp_path):
         got = ids(pipeline)
     assert pipeline.errors.count >= 1 and all("shard_0002.tar" in m for m in pipeline.errors.messages)
     assert set(got) >= set(range(0, 40)) | set(range(60, 103)) and len(got) < 103
+    counted = make_webdataset(wds_dir, handler="warn", shuffle_buffer=0, expected_counts={"shard_0002.tar": 20})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        delivered = len(ids(counted))
+    lost = [m for m in counted.errors.messages if "lost" in m]
+    partial = [m for m in counted.errors.messages if "missing member" in m]
+    n_lost = int(lost[0].split("(")[1].split(" lost")[0]) if len(lost) == 1 else -1
+    # every sample of the shard is either delivered, counted as never read, or counted as refused
+    assert n_lost + len(partial) == 20 - (delivered - 83), counted.errors.messages
 
 
 def test_bad_npy_member_raises_naming_shard_and_key_or_is_counted(small_data, tmp_path):
@@ -184,6 +193,7 @@ def test_a_whole_epoch_over_http(small_data):
     with serve_shards(small_data) as server:
         assert server.base_url.startswith("http://127.0.0.1:")
         assert server.pattern.endswith("/shard_{0000..0005}.tar")
+        assert server.counts == {f"shard_{i:04d}.tar": 20 if i < 5 else 3 for i in range(6)}
         got = ids(make_webdataset(server.pattern, shuffle_buffer=20))
         assert sorted(got) == ALL
         loader = DataLoader(make_webdataset(server.urls), batch_size=None, num_workers=2)
@@ -207,6 +217,20 @@ def test_block_path_every_sample_once(small_data, workers):
     i = int(batches[0]["idx"][3])
     np.testing.assert_array_equal(batches[0]["x"][3].numpy(), make_sample(7, i, SMALL["shape"], 5)[0])
     assert int(batches[0]["y"][3]) == make_sample(7, i, SMALL["shape"], 5)[1]
+
+
+def test_block_path_counts_a_truncated_shard(small_data, tmp_path):
+    shutil.copytree(small_data / "wdsb", tmp_path / "wdsb")
+    (tmp_path / "manifest.json").write_text((small_data / "manifest.json").read_text())
+    bad = tmp_path / "wdsb/shard_0001.tar"
+    bad.write_bytes(bad.read_bytes()[:3000])
+    with pytest.raises(ShardReadError, match="shard_0001.tar"):
+        list(make_block_webdataset(tmp_path, batch_size=8))
+    pipeline = make_block_webdataset(tmp_path, batch_size=8, handler="warn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = ids(pipeline)
+    assert sorted(got) == [i for i in ALL if not 20 <= i < 40] and pipeline.errors.count >= 1
 
 
 def test_block_path_mixes_and_is_reproducible(small_data):
