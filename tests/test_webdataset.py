@@ -219,6 +219,14 @@ def test_block_path_every_sample_once(small_data, workers):
     assert int(batches[0]["y"][3]) == make_sample(7, i, SMALL["shape"], 5)[1]
 
 
+def test_block_path_over_http(small_data):
+    with serve_shards(small_data, fmt="wdsb") as server:
+        batches = list(make_block_webdataset(server.urls, batch_size=8, block_buffer=2))
+    assert sorted(ids(batches)) == ALL
+    i = int(batches[2]["idx"][1])
+    np.testing.assert_array_equal(batches[2]["x"][1].numpy(), make_sample(7, i, SMALL["shape"], 5)[0])
+
+
 def test_block_path_counts_a_truncated_shard(small_data, tmp_path):
     shutil.copytree(small_data / "wdsb", tmp_path / "wdsb")
     (tmp_path / "manifest.json").write_text((small_data / "manifest.json").read_text())
