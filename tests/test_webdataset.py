@@ -27,6 +27,13 @@ def ids(items) -> list[int]:
     return arrival_order(items).tolist()
 
 
+def ids_skipping(items) -> list[int]:
+    """``ids`` of a ``handler="warn"`` pipeline, without printing its skip warnings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ids(items)
+
+
 def test_every_sample_once_and_decoded(small_data):
     items = list(make_webdataset(small_data, shuffle_buffer=10, seed=1))
     assert sorted(ids(items)) == ALL
@@ -115,9 +122,7 @@ def test_pickle_member_is_refused_not_executed(small_data, tmp_path):
     with pytest.raises(ShardReadError, match=r"shard_0000\.tar.*000000999.*refused"):
         list(make_webdataset(wds_dir))
     pipeline = make_webdataset(wds_dir, handler="warn")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        got = ids(pipeline)
+    got = ids_skipping(pipeline)
     assert sorted(got) == ALL and pipeline.errors.count == 1 and "refused" in pipeline.errors.messages[0]
     assert not marker.exists(), "the pickle was executed"
 
@@ -129,15 +134,11 @@ def test_truncated_shard_raises_naming_it_or_is_counted(small_data, tmp_path):
     with pytest.raises(ShardReadError, match="shard_0002.tar"):
         list(make_webdataset(wds_dir, shuffle_buffer=0))
     pipeline = make_webdataset(wds_dir, handler="warn", shuffle_buffer=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        got = ids(pipeline)
+    got = ids_skipping(pipeline)
     assert pipeline.errors.count >= 1 and all("shard_0002.tar" in m for m in pipeline.errors.messages)
     assert set(got) >= set(range(0, 40)) | set(range(60, 103)) and len(got) < 103
     counted = make_webdataset(wds_dir, handler="warn", shuffle_buffer=0, expected_counts={"shard_0002.tar": 20})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        delivered = len(ids(counted))
+    delivered = len(ids_skipping(counted))
     lost = [m for m in counted.errors.messages if "lost" in m]
     partial = [m for m in counted.errors.messages if "missing member" in m]
     n_lost = int(lost[0].split("(")[1].split(" lost")[0]) if len(lost) == 1 else -1
@@ -159,9 +160,7 @@ def test_bad_npy_member_raises_naming_shard_and_key_or_is_counted(small_data, tm
     with pytest.raises(ShardReadError, match=r"shard_0001\.tar: sample 000000025: bad \.npy"):
         list(make_webdataset(wds_dir))
     pipeline = make_webdataset(wds_dir, handler="warn")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        got = ids(pipeline)
+    got = ids_skipping(pipeline)
     assert sorted(got) == [i for i in range(20, 40) if i != 25] and pipeline.errors.count == 1
 
 
@@ -170,9 +169,7 @@ def test_counts_survive_dataloader_workers(small_data, tmp_path):
     for name in ("shard_0001.tar", "shard_0004.tar"):
         (wds_dir / name).write_bytes(b"not a tar file at all" * 10)
     pipeline = make_webdataset(wds_dir, handler="warn")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        got = ids(DataLoader(pipeline, batch_size=None, num_workers=2))
+    got = ids_skipping(DataLoader(pipeline, batch_size=None, num_workers=2))
     assert len(got) == 103 - 40 and pipeline.errors.count == 2
 
 
@@ -235,9 +232,7 @@ def test_block_path_counts_a_truncated_shard(small_data, tmp_path):
     with pytest.raises(ShardReadError, match="shard_0001.tar"):
         list(make_block_webdataset(tmp_path, batch_size=8))
     pipeline = make_block_webdataset(tmp_path, batch_size=8, handler="warn")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        got = ids(pipeline)
+    got = ids_skipping(pipeline)
     assert sorted(got) == [i for i in ALL if not 20 <= i < 40] and pipeline.errors.count >= 1
 
 
