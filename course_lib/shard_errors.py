@@ -45,6 +45,10 @@ class ErrorLog:
         message = self.describe(exn)
         if self.mode == "raise":
             raise ShardReadError(message) from exn
+        core = message.split(" @ ")[0]  # tarfile reports one broken stream twice: once per layer
+        if core == getattr(self, "_last", None):
+            return True
+        self._last = core
         with open(self.path, "a") as f:
             f.write(message.replace("\n", " ") + "\n")
         warnings.warn(f"skipped: {message}", stacklevel=2)
