@@ -18,6 +18,7 @@ class MemorySnapshot:
 
     @property
     def rss_mb(self) -> float:
+        """Total resident MB."""
         return self.anon_mb + self.file_mb
 
 

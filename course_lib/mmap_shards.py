@@ -65,6 +65,7 @@ class MmapShardDataset(IterableDataset):
 
     @property
     def bytes_per_sample(self) -> int:
+        """Bytes of one record (image, label and index, padded)."""
         return self.index.bytes_per_sample
 
     def set_epoch(self, epoch: int) -> None:

@@ -61,9 +61,11 @@ class ErrorLog:
 
     @property
     def count(self) -> int:
+        """How many errors were skipped."""
         return len(self.messages)
 
     def clear(self) -> None:
+        """Forget the errors recorded so far."""
         self.path.write_text("")
 
 

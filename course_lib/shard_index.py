@@ -57,10 +57,12 @@ class ShardIndex:
 
     @property
     def paths(self) -> list[Path]:
+        """Shard files, sorted."""
         return [h.path for h in self.headers]
 
     @property
     def counts(self) -> list[int]:
+        """Samples per shard, from the headers."""
         return [h.count for h in self.headers]
 
     @property
@@ -70,14 +72,17 @@ class ShardIndex:
 
     @property
     def dtype(self) -> np.dtype:
+        """The record dtype all shards share."""
         return self.headers[0].dtype
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
+        """Shape of one image."""
         return self.dtype["x"].shape
 
     @property
     def bytes_per_sample(self) -> int:
+        """Bytes of one record."""
         return self.dtype.itemsize
 
     def __len__(self) -> int:

@@ -34,10 +34,12 @@ class ThroughputResult:
 
     @property
     def samples_per_s(self) -> float:
+        """Measured samples per second."""
         return self.samples / self.seconds
 
     @property
     def mb_per_s(self) -> float:
+        """Measured megabytes (1e6 bytes) per second."""
         return self.samples * self.bytes_per_sample / self.seconds / 1e6
 
     @property

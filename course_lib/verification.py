@@ -99,6 +99,7 @@ class VerificationRecord(dict):
         return rows
 
     def table(self) -> Table:
+        """The record as a two-column table."""
         return Table(self.rows(), title=f"Local verification: {self['chapter']}")
 
     def __str__(self) -> str:

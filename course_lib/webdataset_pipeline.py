@@ -318,11 +318,13 @@ class MemberRef:
     size: int
 
     def read(self, start: int = 0, size: int | None = None) -> bytes:
+        """``size`` bytes of the member from ``start`` (default: to its end)."""
         size = self.size - start if size is None else size
         with open(self.path, "rb", buffering=0) as f:
             return os.pread(f.fileno(), size, self.offset + start)
 
     def readinto(self, buffer: memoryview, start: int = 0) -> None:
+        """Fill ``buffer`` with the member's bytes from ``start``, in one ``preadv``."""
         with open(self.path, "rb", buffering=0) as f:
             got = os.preadv(f.fileno(), [buffer], self.offset + start)
         if got != len(buffer):
