@@ -93,7 +93,7 @@ class EpochPlan:
         The rank stream from position ``resume`` on is cut into units of ``unit`` samples; unit ``j``
         goes to worker ``j % num_workers``.
         """
-        if not 0 <= num_workers or not 0 <= worker < num_workers or unit < 1:
+        if num_workers < 1 or not 0 <= worker < num_workers or unit < 1:
             raise ValueError(f"bad worker split: worker={worker}, num_workers={num_workers}, unit={unit}")
         if not 0 <= resume <= len(self):
             raise ValueError(f"resume position {resume} outside this rank's epoch of {len(self)} samples")

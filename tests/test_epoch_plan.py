@@ -114,3 +114,9 @@ def test_bad_plan_arguments(kwargs, word):
 def test_resume_out_of_range():
     with pytest.raises(ValueError, match="resume"):
         list(EpochPlan([10]).worker_units(resume=11))
+
+
+@pytest.mark.parametrize("worker,workers,unit", [(0, 0, 1), (2, 2, 1), (-1, 2, 1), (0, 1, 0)])
+def test_bad_worker_split(worker, workers, unit):
+    with pytest.raises(ValueError, match="worker split"):
+        list(EpochPlan([10]).worker_units(worker, workers, unit))

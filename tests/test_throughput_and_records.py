@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from course_lib import (MmapShardDataset, ThroughputResult, load_records, measure_throughput, memory_snapshot,
+from course_lib import (MmapShardDataset, load_records, measure_throughput, memory_snapshot,
                         start_chapter, verification_checkpoint)
 from course_lib.naive import (SEED_STREAMING_SOURCE, LoadAllDataset, PerSampleFileDataset, SeedStreamingDataset,
                               exec_seed_code, export_per_sample_files)
