@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
 import numpy as np
@@ -30,7 +30,6 @@ class ThroughputResult:
     start_file_mb: float
     peak_anon_mb: float
     peak_file_mb: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def samples_per_s(self) -> float:
