@@ -122,26 +122,23 @@ class MmapShardDataset(IterableDataset):
                     yield {"x": xs[j], "y": ys[j], "idx": idxs[j]}
 
     def _read(self, ids: np.ndarray) -> np.ndarray:
-        """Records for global ``ids`` (in that order) with one copy out of the memory maps.
+        """Records for sorted, unique global ``ids`` with one copy out of the memory maps.
 
+        Sorted ids come grouped by shard and ascending within it: each group is one slice copy when it
+        is contiguous, else one gather.
         """
         maps, offsets = self._open(), self._offsets
         out = np.empty(len(ids), dtype=self.index.dtype)
         raw = out.view(np.uint8).reshape(len(ids), -1)
         shard = np.searchsorted(offsets, ids, side="right") - 1
-        if len(ids) and np.all(shard[1:] >= shard[:-1]):  # grouped by shard (sorted batches, per-shard chunks)
-            cuts = (np.flatnonzero(np.diff(shard)) + 1).tolist()
-            for a, b in zip([0, *cuts], [*cuts, len(ids)]):
-                s = shard[a]
-                local = ids[a:b] - offsets[s]
-                if local[-1] - local[0] == b - a - 1:              # sorted and unique: one contiguous slice
-                    raw[a:b] = maps[s][local[0]:local[-1] + 1]
-                else:
-                    np.take(maps[s], local, axis=0, out=raw[a:b], mode="clip")  # unbuffered gather
-            return out
-        for s in np.unique(shard):
-            mask = shard == s
-            raw[mask] = maps[s][ids[mask] - offsets[s]]
+        cuts = (np.flatnonzero(np.diff(shard)) + 1).tolist()
+        for a, b in zip([0, *cuts], [*cuts, len(ids)]):
+            s = shard[a]
+            local = ids[a:b] - offsets[s]
+            if local[-1] - local[0] == b - a - 1:                  # contiguous rows: one slice
+                raw[a:b] = maps[s][local[0]:local[-1] + 1]
+            else:
+                np.take(maps[s], local, axis=0, out=raw[a:b], mode="clip")  # unbuffered gather
         return out
 
     def _open(self) -> list[np.ndarray]:
