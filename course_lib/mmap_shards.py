@@ -28,7 +28,9 @@ class MmapShardDataset(IterableDataset):
       samples are in file order; which samples share a batch is what the shuffle decides.
     - Work is split by distributed rank (``torch.distributed`` when initialised, or ``rank``/``world_size``)
       and by DataLoader worker. ``drop_last=True`` gives every rank the same count.
-    - ``set_epoch(e)``: the order is a pure function of (seed, epoch).
+    - ``set_epoch(e)``: the order is a pure function of (seed, epoch). DataLoader workers receive a copy of
+      the dataset when an epoch's iterator starts, so call it before iterating and keep
+      ``persistent_workers=False`` (the default): persistent workers keep the first epoch's copy.
     - ``state_dict()`` / ``load_state_dict()``: resume mid-epoch. The loader yields this rank's stream in
       the same order for any ``num_workers`` when the dataset batches (or with ``num_workers=0``), so the
       state is just the number of samples consumed; pass ``samples_seen=`` when workers did the reading.
