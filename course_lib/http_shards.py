@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .webdataset_pipeline import manifest_counts
+from .shard_index import manifest_counts
 
 
 @dataclass(frozen=True)

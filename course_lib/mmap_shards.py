@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .epoch_plan import SHUFFLE_MODES, EpochPlan
+from .epoch_plan import SHUFFLE_MODES, EpochPlan, rank_bounds
 from .shard_index import ShardHeader, index_shards
 
 Sample = dict[str, torch.Tensor]
@@ -62,8 +62,9 @@ class MmapShardDataset(IterableDataset):
                          world_size=self.world_size, drop_last=self.drop_last, window_blocks=self.window_blocks)
 
     def __len__(self) -> int:
-        """Samples this rank yields per epoch."""
-        return len(self.plan())
+        """Samples this rank yields per epoch (the same every epoch: no plan needed)."""
+        start, stop = rank_bounds(len(self.index), self.rank, self.world_size, self.drop_last)
+        return stop - start
 
     @property
     def bytes_per_sample(self) -> int:

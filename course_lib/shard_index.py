@@ -1,11 +1,13 @@
 """Find and check a directory of numpy shards, reading only their headers (no sample data)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+
+from data_gen.manifest import read_manifest
 
 REQUIRED_FIELDS = ("x", "y", "idx")
 
@@ -24,15 +26,22 @@ class ShardHeader:
     data_offset: int
 
 
+def parse_npy_header(stream: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) from a stream at the start of ``.npy`` data; leaves it at the data.
+
+    The seed's ``np.lib.format.read_array_header`` does not exist: the magic says which version's reader to use.
+    """
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(stream)
+    return np.lib.format.read_array_header_2_0(stream)
+
+
 def read_header(path: Path) -> ShardHeader:
-    """Read one ``.npy`` header (the seed's ``read_array_header`` does not exist: this is the fix)."""
+    """Read one shard's ``.npy`` header and check it holds a 1-D array of data_gen records."""
     try:
         with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            shape, fortran, dtype = parse_npy_header(f)
             offset = f.tell()
     except (ValueError, OSError, EOFError) as e:
         raise ShardError(f"{path}: not a readable .npy file ({e})") from e
@@ -119,21 +128,31 @@ def index_shards(root: str | Path) -> ShardIndex:
     return ShardIndex(shard_dir, headers)
 
 
+def manifest_counts(data_dir: str | Path, fmt: str = "wds") -> dict[str, int]:
+    """``{"shard_0000.npy": samples, ...}`` for one format of a data_gen manifest ({} without a manifest)."""
+    try:
+        manifest = read_manifest(Path(data_dir))
+    except ValueError as e:
+        raise ShardError(str(e)) from e
+    if manifest is None:
+        return {}
+    entries = manifest["formats"].get(fmt, {}).get("shards", [])
+    return {Path(e["file"]).name: int(e["samples"]) for e in entries if e}
+
+
 def _check_manifest(shard_dir: Path, headers: tuple[ShardHeader, ...]) -> None:
     """If a data_gen manifest sits beside the shards, its per-file counts must match the headers."""
-    path = shard_dir.parent / "manifest.json"
-    if shard_dir.name != "npy" or not path.exists():
+    if shard_dir.name != "npy":
         return
-    try:
-        entries = json.loads(path.read_text())["formats"]["npy"]["shards"]
-        listed = {(shard_dir.parent / e["file"]).resolve(): int(e["samples"]) for e in entries if e}
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise ShardError(f"{path}: cannot read the npy shard list ({e})") from e
-    found = {h.path.resolve(): h.count for h in headers}
-    for p, count in listed.items():
-        if p not in found:
-            raise ShardError(f"{p}: listed in {path} but missing")
-        if found[p] != count:
-            raise ShardError(f"{p}: header holds {found[p]} samples, {path} says {count}")
-    for p in found.keys() - listed.keys():
-        raise ShardError(f"{p}: not listed in {path}")
+    listed = manifest_counts(shard_dir.parent, "npy")
+    if not listed:
+        return
+    path = shard_dir.parent / "manifest.json"
+    found = {h.path.name: h.count for h in headers}
+    for name, count in listed.items():
+        if name not in found:
+            raise ShardError(f"{shard_dir / name}: listed in {path} but missing")
+        if found[name] != count:
+            raise ShardError(f"{shard_dir / name}: header holds {found[name]} samples, {path} says {count}")
+    for name in found.keys() - listed.keys():
+        raise ShardError(f"{shard_dir / name}: not listed in {path}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 import os
 import random
 import tarfile
@@ -33,6 +32,7 @@ from data_gen.layout import WDS_BLOCK
 
 from .epoch_plan import epoch_rng
 from .shard_errors import ErrorLog, ShardReadError
+from .shard_index import manifest_counts, parse_npy_header
 
 SAMPLE_MEMBERS = {"x.npy", "cls", "idx"}
 BLOCK_MEMBERS = {"x.npy", "y.npy", "idx.npy"}
@@ -58,15 +58,6 @@ def shard_urls(source: str | Path | Sequence[str], fmt: str = "wds") -> list[str
 
 
 READ_BUFFER = 1 << 20  # tarfile's stream mode reads 10 KiB at a time: serve those from a 1 MiB buffer
-
-
-def manifest_counts(data_dir: str | Path, fmt: str = "wds") -> dict[str, int]:
-    """``{"shard_0000.tar": samples, ...}`` from a data_gen manifest (empty when there is none)."""
-    path = Path(data_dir) / "manifest.json"
-    if not path.exists():
-        return {}
-    entries = json.loads(path.read_text()).get("formats", {}).get(fmt, {}).get("shards", [])
-    return {Path(e["file"]).name: int(e["samples"]) for e in entries if e}
 
 
 def count_per_shard(files: Iterable[dict[str, Any]], expected: dict[str, int], errors: ErrorLog,
@@ -143,9 +134,7 @@ def _header_end(data: bytes) -> int:
 @functools.lru_cache(maxsize=64)
 def _npy_header(header: bytes) -> tuple[tuple[int, ...], bool, np.dtype, int]:
     stream = io.BytesIO(header)
-    version = np.lib.format.read_magic(stream)
-    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, fortran, dtype = read(stream)
+    shape, fortran, dtype = parse_npy_header(stream)
     if dtype.hasobject:
         raise ValueError("object arrays need pickle: refused")
     return shape, fortran, dtype, stream.tell()

@@ -189,3 +189,9 @@ def test_missing_shard_listed_in_manifest(copy):
 def test_bad_arguments(small_data, kwargs, word):
     with pytest.raises(ValueError, match=word):
         MmapShardDataset(small_data, **kwargs)
+
+
+def test_unreadable_manifest_is_named(copy):
+    (copy / "manifest.json").write_text("{not json")
+    with pytest.raises(ShardError, match="manifest.json: not a data_gen manifest"):
+        MmapShardDataset(copy)
