@@ -13,7 +13,7 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 from torch.utils.data import DataLoader
 
@@ -41,31 +41,43 @@ def stock_webdataset(data: Path):
             .to_tuple("x.npy", "cls", "idx"))
 
 
-def loaders(data: Path, files_dir: Path, batch_size: int) -> dict[str, Callable[[int], Iterable]]:
-    """Name -> factory(num_workers) of each loader compared. ``num_workers=None`` means no DataLoader."""
-    def through(make_ds, **kw):
+class Loader(NamedTuple):
+    """A compared loader: ``make(num_workers)`` builds it (None: no DataLoader); ``full`` lists the worker
+    settings fast enough to time over whole epochs (None: all), the others are capped at ``SLOW_CAP`` samples."""
+
+    make: Callable[[int | None], Iterable]
+    full: tuple[int | None, ...] | None
+
+
+def loaders(data: Path, files_dir: Path, batch_size: int) -> dict[str, Loader]:
+    """Every loader compared, by name."""
+    def through(make_ds, full, **kw) -> Loader:
         def factory(workers):
             ds = make_ds()
             if workers is None:
                 return ds
             return DataLoader(ds, batch_size=None, num_workers=workers, **kw)
-        return factory
+        return Loader(factory, full)
 
+    per_sample_fast = (None, 0)
     return {
-        "load everything (RAM)": through(lambda: LoadAllDataset(data)),
-        "one file per sample": through(lambda: PerSampleFileDataset(files_dir)),
+        "load everything (RAM)": through(lambda: LoadAllDataset(data), (None,)),
+        "one file per sample": through(lambda: PerSampleFileDataset(files_dir), ()),
         "seed pattern (sample shuffle, np.void)": through(lambda: SeedStreamingDataset(index_shards(data).shard_dir),
-                                                          collate_fn=_identity),
-        "mmap sample shuffle, per sample": through(lambda: MmapShardDataset(data, shuffle="sample")),
-        "mmap block shuffle, per sample": through(lambda: MmapShardDataset(data, shuffle="block")),
+                                                          per_sample_fast, collate_fn=_identity),
+        "mmap sample shuffle, per sample": through(lambda: MmapShardDataset(data, shuffle="sample"), per_sample_fast),
+        "mmap block shuffle, per sample": through(lambda: MmapShardDataset(data, shuffle="block"), per_sample_fast),
         f"mmap block shuffle, batched {batch_size}": through(lambda: MmapShardDataset(data, shuffle="block",
-                                                                                      batch_size=batch_size)),
+                                                                                      batch_size=batch_size),
+                                                             None),
         f"mmap no shuffle, batched {batch_size}": through(lambda: MmapShardDataset(data, shuffle="none",
-                                                                                   batch_size=batch_size)),
-        "webdataset stock (shuffle 1000, decode)": through(lambda: stock_webdataset(data), collate_fn=_identity),
-        "webdataset make_webdataset (per sample)": through(lambda: make_webdataset(data)),
+                                                                                   batch_size=batch_size),
+                                                          None),
+        "webdataset stock (shuffle 1000, decode)": through(lambda: stock_webdataset(data), (), collate_fn=_identity),
+        "webdataset make_webdataset (per sample)": through(lambda: make_webdataset(data), ()),
         f"webdataset blocks, batched {batch_size}": through(lambda: make_block_webdataset(data,
-                                                                                         batch_size=batch_size)),
+                                                                                         batch_size=batch_size),
+                                                            None),
     }
 
 
@@ -78,14 +90,12 @@ def run(data: Path, *, repeat: int = 3, workers: Iterable[int | None] = (None, 0
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         files_dir = export_per_sample_files(data, Path(tmp) / "files", limit=per_sample_files)
-        for name, factory in loaders(data, files_dir, batch_size).items():
+        for name, spec in loaders(data, files_dir, batch_size).items():
             for w in workers:
                 label = f"{name} [{'no DataLoader' if w is None else f'DataLoader, {w} workers'}]"
-                loader = factory(w)  # one object, iterated `repeat` times: like epochs of one training run
-                cap = max_samples
-                batched = "batched" in name or "RAM" in name and w is None
-                if not batched and (w or "mmap" not in name and "seed" not in name):
-                    cap = min(cap or SLOW_CAP, SLOW_CAP)  # slow per-sample rows: enough for a rate
+                loader = spec.make(w)  # one object, iterated `repeat` times: like epochs of one training run
+                whole = spec.full is None or w in spec.full
+                cap = max_samples if whole else min(max_samples or SLOW_CAP, SLOW_CAP)
                 runs = [measure_throughput(loader, bytes_per_sample=index.bytes_per_sample, warmup=1,
                                            max_samples=cap, progress=progress, label=label)
                         for _ in range(repeat)]
