@@ -8,9 +8,10 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import IterableDataset
 
 from .epoch_plan import SHUFFLE_MODES, EpochPlan, rank_bounds
+from .seeding import SharedEpoch, current_worker
 from .shard_index import ShardHeader, index_shards
 
 Sample = dict[str, torch.Tensor]
@@ -29,16 +30,20 @@ class MmapShardDataset(IterableDataset):
     - Work is split by distributed rank (``torch.distributed`` when initialised, or ``rank``/``world_size``)
       and by DataLoader worker. ``drop_last=True`` gives every rank the same count.
     - ``set_epoch(e)``: the order is a pure function of (seed, epoch). DataLoader workers receive a copy of
-      the dataset when an epoch's iterator starts, so call it before iterating and keep
-      ``persistent_workers=False`` (the default): persistent workers keep the first epoch's copy.
+      the dataset when an epoch's iterator starts, so call it before iterating. Persistent workers keep
+      their first copy: with ``persistent_workers=True`` build the dataset with ``shared_epoch=True`` (the
+      epoch then lives in shared memory that the workers read).
     - ``state_dict()`` / ``load_state_dict()``: resume mid-epoch. The loader yields this rank's stream in
-      the same order for any ``num_workers`` when the dataset batches (or with ``num_workers=0``), so the
-      state is just the number of samples consumed; pass ``samples_seen=`` when workers did the reading.
+      the same order for any ``num_workers``, so the state is the number of samples consumed: in the main
+      process call ``state_dict(samples_seen=n)`` with what the training loop consumed. Inside a DataLoader
+      worker (as torchdata's ``StatefulDataLoader`` calls it) the state is that worker's own position,
+      and loading it makes the same worker continue where it stopped.
     """
 
     def __init__(self, root: str | Path, *, shuffle: str = "block", block_size: int = 256,
                  batch_size: int | None = None, seed: int = 0, rank: int | None = None,
-                 world_size: int | None = None, drop_last: bool = False, window_blocks: int = 16):
+                 world_size: int | None = None, drop_last: bool = False, window_blocks: int = 16,
+                 shared_epoch: bool = False):
         super().__init__()
         if shuffle not in SHUFFLE_MODES:
             raise ValueError(f"shuffle must be one of {SHUFFLE_MODES}, got {shuffle!r}")
@@ -51,7 +56,9 @@ class MmapShardDataset(IterableDataset):
         self.shuffle, self.block_size, self.batch_size = shuffle, block_size, batch_size
         self.seed, self.drop_last, self.window_blocks = seed, drop_last, window_blocks
         self.rank, self.world_size = _rank_and_world(rank, world_size)
-        self.epoch, self._resume, self._seen = 0, 0, 0
+        self._shared_epoch = SharedEpoch() if shared_epoch else None
+        self.epoch = 0
+        self._resume = self._skip = self._base = self._seen = 0   # see state_dict
         self._maps: list[np.ndarray] | None = None
 
     # -- the plan ---------------------------------------------------------------------------------
@@ -71,13 +78,33 @@ class MmapShardDataset(IterableDataset):
         """Bytes of one record (image, label and index, padded)."""
         return self.index.bytes_per_sample
 
+    @property
+    def epoch(self) -> int:
+        """The epoch the next iterator plays (from shared memory with ``shared_epoch=True``)."""
+        return self._shared_epoch.get() if self._shared_epoch is not None else self._epoch
+
+    @epoch.setter
+    def epoch(self, epoch: int) -> None:
+        self._epoch = int(epoch)
+        if self._shared_epoch is not None:
+            self._shared_epoch.set(epoch)
+
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch`` from its beginning (call before iterating, as with DistributedSampler)."""
-        self.epoch, self._resume, self._seen = int(epoch), 0, 0
+        self.epoch = epoch
+        self._resume = self._skip = self._base = self._seen = 0
 
     # -- resumption -------------------------------------------------------------------------------
     def state_dict(self, samples_seen: int | None = None) -> dict[str, Any]:
-        """Where this rank is in its epoch. ``samples_seen`` defaults to what was yielded in this process."""
+        """Where this rank is in its epoch. ``samples_seen`` defaults to what was yielded in this process.
+
+        Inside a DataLoader worker, with no ``samples_seen``, the state is this worker's own position:
+        ``samples_seen`` where its iterator started plus ``worker``, ``num_workers`` and ``worker_samples``.
+        """
+        worker, workers = current_worker()
+        if samples_seen is None and workers > 1:
+            return {"epoch": self.epoch, "samples_seen": self._base, "worker": worker, "num_workers": workers,
+                    "worker_samples": self._seen - self._base, **self._config()}
         seen = self._seen if samples_seen is None else int(samples_seen)
         if not 0 <= seen <= len(self):
             raise ValueError(f"samples_seen={seen} outside this rank's epoch of {len(self)} samples")
@@ -90,10 +117,18 @@ class MmapShardDataset(IterableDataset):
             if state.get(key) != mine[key]:
                 raise ValueError(f"state_dict[{key!r}] is {state.get(key)!r} but this dataset has {mine[key]!r}: "
                                  "a resumed run must use the same data and settings")
+        resume, skip = int(state["samples_seen"]), 0
+        if resume > len(self) or resume < 0:
+            raise ValueError(f"state_dict['samples_seen']={resume} outside this rank's epoch of {len(self)} samples")
+        if "worker" in state:                      # one DataLoader worker's own position
+            here = current_worker()
+            if (state["worker"], state["num_workers"]) != here:
+                raise ValueError(f"state_dict is worker {state['worker']} of {state['num_workers']}, but it is "
+                                 f"loaded in worker {here[0]} of {here[1]}: resume with the same num_workers")
+            skip = int(state["worker_samples"])
         self.epoch = int(state["epoch"])
-        self._resume = self._seen = int(state["samples_seen"])
-        if self._resume > len(self):
-            raise ValueError(f"state_dict['samples_seen']={self._resume} exceeds this rank's {len(self)} samples")
+        self._resume, self._skip = resume, skip
+        self._base, self._seen = resume, resume + skip
 
     def _config(self) -> dict[str, Any]:
         return {"seed": self.seed, "shuffle": self.shuffle, "block_size": self.block_size,
@@ -102,18 +137,18 @@ class MmapShardDataset(IterableDataset):
 
     # -- reading ----------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Sample]:
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        resume, self._resume = self._resume, 0
-        self._seen = resume
+        worker, workers = current_worker()
+        resume, skip = self._resume, self._skip
+        self._resume = self._skip = 0
+        self._base, self._seen = resume, resume + skip
         plan = self.plan()
         if self.batch_size:
-            for ids in plan.worker_units(worker, workers, self.batch_size, resume):
+            for ids in _skip_ids(plan.worker_units(worker, workers, self.batch_size, resume), skip):
                 batch = self._read(np.sort(ids))
                 self._seen += len(ids)
                 yield _to_tensors(batch)
             return
-        for chunk in plan.worker_chunks(worker, workers, 1, resume):
+        for chunk in _skip_ids(plan.worker_chunks(worker, workers, 1, resume), skip):
             for k in range(0, len(chunk), self.block_size):
                 ids = chunk[k:k + self.block_size]
                 order = np.argsort(ids, kind="stable")
@@ -167,6 +202,16 @@ def _map_rows(header: ShardHeader) -> np.ndarray:
     itemsize = header.dtype.itemsize
     return np.frombuffer(mapped, np.uint8, count=header.count * itemsize,
                          offset=header.data_offset).reshape(header.count, itemsize)
+
+
+def _skip_ids(parts: Iterator[np.ndarray], n: int) -> Iterator[np.ndarray]:
+    """``parts`` without their first ``n`` ids in total (ids only: nothing is read for skipped ones)."""
+    for part in parts:
+        if n >= len(part):
+            n -= len(part)
+            continue
+        yield part[n:]
+        n = 0
 
 
 def _to_tensors(batch: np.ndarray) -> Sample:

@@ -5,6 +5,7 @@
 - :data:`SEED_STREAMING_SOURCE` is the seed chapter's ``StreamingDataset`` exactly as printed (it does not run);
   :class:`SeedStreamingDataset` is that code with only the fixes it needs to run, bugs kept: no worker
   split (duplicates with ``num_workers > 0``), unseeded global-RNG shuffle, one random read per sample.
+- :data:`SEED_EPOCH_ITERATOR_SOURCE` is the seed's ``epoch_iterator``, which seeds a generator it never uses.
 """
 from __future__ import annotations
 
@@ -41,9 +42,23 @@ class StreamingDataset(IterableDataset):
 '''
 
 
-def exec_seed_code(source: str = SEED_STREAMING_SOURCE) -> dict[str, Any]:
-    """Execute the seed's code in a fresh namespace (as a reader pasting it would) and return that namespace."""
-    namespace: dict[str, Any] = {"__name__": "seed_chapter"}
+# The seed's "Avoiding Epoch Boundaries" helper, as printed: the generator it seeds reaches nothing.
+SEED_EPOCH_ITERATOR_SOURCE = '''\
+def epoch_iterator(loader, seed=42):
+    """Reproducible epoch with different shuffle each time."""
+    g = torch.Generator()
+    g.manual_seed(seed)
+    for batch in loader:
+        yield batch
+'''
+
+
+def exec_seed_code(source: str = SEED_STREAMING_SOURCE, **names: Any) -> dict[str, Any]:
+    """Execute the seed's code in a fresh namespace (as a reader pasting it would) and return that namespace.
+
+    ``names`` go into the namespace first, like the imports of the reader's notebook (``torch=torch``).
+    """
+    namespace: dict[str, Any] = {"__name__": "seed_chapter", **names}
     exec(compile(source, "<seed chapter>", "exec"), namespace)
     return namespace
 

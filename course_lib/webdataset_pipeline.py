@@ -31,6 +31,7 @@ from webdataset.tariterators import group_by_keys, tar_file_expander
 from data_gen.layout import WDS_BLOCK
 
 from .epoch_plan import epoch_rng
+from .seeding import current_rank
 from .shard_errors import ErrorLog, ShardReadError
 from .shard_index import manifest_counts, parse_npy_header
 
@@ -207,23 +208,36 @@ class _Pipeline(wds.DataPipeline):
     """A DataPipeline that knows its epoch (``set_epoch``) and its error log (``errors``)."""
 
     def __init__(self, urls: list[str], *, seed: int, epoch: int, shardshuffle: bool, rank: int | None,
-                 world_size: int | None, errors: ErrorLog, stages: list):
+                 world_size: int | None, errors: ErrorLog, stages: list, resampled: bool = False):
         self.urls, self.seed, self.epoch, self.shardshuffle = urls, seed, epoch, shardshuffle
-        self.rank, self.world_size, self.errors = rank, world_size, errors
-        super().__init__(self._shards, self._split_by_node, wds.split_by_worker, self._open, *stages)
+        self.rank, self.world_size, self.errors, self.resampled = rank, world_size, errors, resampled
+        super().__init__(self._shards, self._split_by_node, self._split_by_worker, self._open, *stages)
 
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle for ``epoch`` (a pure function of seed and epoch, the same on every rank)."""
         self.epoch = int(epoch)
 
     def _shards(self) -> Iterator[dict[str, str]]:
+        if self.resampled:
+            return self._resample()
         order = list(range(len(self.urls)))
         if self.shardshuffle:
             order = epoch_rng(self.seed, self.epoch).permutation(len(self.urls)).tolist()
         return iter([{"url": self.urls[i]} for i in order])
 
+    def _resample(self) -> Iterator[dict[str, str]]:
+        """Shards drawn with replacement, forever; each (rank, worker) draws its own reproducible sequence."""
+        rng = self.worker_rng(2)
+        while True:
+            yield {"url": rng.choice(self.urls)}
+
+    def _split_by_worker(self, src: Iterable[dict]) -> Iterator[dict]:
+        return src if self.resampled else wds.split_by_worker(src)
+
     def _split_by_node(self, src: Iterable[dict]) -> Iterator[dict]:
-        if self.rank is None:
+        if self.resampled:
+            yield from src
+        elif self.rank is None:
             yield from wds.split_by_node(src)      # torch.distributed's rank when initialised, else all
         else:
             for i, item in enumerate(src):
@@ -243,14 +257,16 @@ class _Pipeline(wds.DataPipeline):
     def worker_rng(self, *salt: int) -> random.Random:
         """A ``random.Random`` keyed by (seed, epoch, rank, worker, salt): reproducible, distinct per worker."""
         info = get_worker_info()
-        key = [self.seed, self.epoch, self.rank or 0, info.id if info else 0, *salt]
+        rank = self.rank if self.rank is not None else current_rank()
+        key = [self.seed, self.epoch, rank, info.id if info else 0, *salt]
         return random.Random(int(np.random.SeedSequence(key).generate_state(1)[0]))
 
 
 def make_webdataset(urls: str | Path | Sequence[str], *, shuffle_buffer: int = 1000, seed: int = 0, epoch: int = 0,
                     batch_size: int | None = None, handler: str = "raise", shardshuffle: bool = True,
                     rank: int | None = None, world_size: int | None = None, partial: bool = True,
-                    initial: int | None = None, expected_counts: dict[str, int] | None = None) -> _Pipeline:
+                    initial: int | None = None, expected_counts: dict[str, int] | None = None,
+                    resampled: bool = False) -> _Pipeline:
     """The per-sample WebDataset pipeline over data_gen ``wds`` shards (see module docstring).
 
     ``shuffle_buffer=0`` disables the sample shuffle; ``initial`` is how many samples the buffer holds before
@@ -258,6 +274,8 @@ def make_webdataset(urls: str | Path | Sequence[str], *, shuffle_buffer: int = 1
     counts them in ``pipeline.errors``. Splits shards by node (``rank``/``world_size``, or torch.distributed)
     and by DataLoader worker. ``expected_counts`` (shard file name -> samples; read from the manifest when
     ``urls`` is a data_gen directory) lets a truncated shard report how many samples it lost.
+    ``resampled=True`` draws shards with replacement, forever (no exactly-once: chapter 04 measures it); give
+    the stream an epoch length with webdataset's ``.with_epoch(n)`` (``n`` per worker).
     """
     expected = _expected(urls, "wds", expected_counts)
     urls = shard_urls(urls, "wds")
@@ -266,7 +284,7 @@ def make_webdataset(urls: str | Path | Sequence[str], *, shuffle_buffer: int = 1
     stages: list = [lambda src: group_by_keys(count_per_shard(tar_file_expander(src, handler=errors), expected,
                                                               errors), handler=errors)]
     pipeline = _Pipeline(urls, seed=seed, epoch=epoch, shardshuffle=shardshuffle, rank=rank,
-                         world_size=world_size, errors=errors, stages=stages)
+                         world_size=world_size, errors=errors, stages=stages, resampled=resampled)
     if shuffle_buffer:
         start = shuffle_buffer if initial is None else initial
         pipeline.append(lambda src: wds.filters._shuffle(src, shuffle_buffer, start, pipeline.worker_rng(1)))

@@ -1,0 +1,50 @@
+"""What an epoch boundary costs: time to the first item of each epoch (worker start-up) and the epoch's order."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from .order_fingerprint import order_fingerprint
+
+
+@dataclass(frozen=True)
+class EpochTiming:
+    """One timed epoch: samples, wall time, time until its first item arrived, and its order's fingerprint."""
+
+    epoch: int
+    samples: int
+    seconds: float
+    first_item_seconds: float
+    fingerprint: str
+
+    def as_dict(self) -> dict:
+        """JSON-ready fields."""
+        return asdict(self)
+
+
+def time_epochs(loader: Iterable, epochs: Sequence[int], set_epoch: Callable[[int], None] | None = None
+                ) -> list[EpochTiming]:
+    """Iterate ``loader`` once per epoch (``set_epoch(e)`` first, when given), timing each with perf_counter.
+
+    ``first_item_seconds`` runs from asking for the iterator to the first item: for a DataLoader with
+    workers it includes starting (or waking) them, which is the hard epoch boundary's cost.
+    """
+    out = []
+    for e in epochs:
+        if set_epoch is not None:
+            set_epoch(e)
+        ids, first = [], None
+        start = time.perf_counter()
+        for item in loader:
+            if first is None:
+                first = time.perf_counter() - start
+            ids.append(np.atleast_1d(np.asarray(item["idx"])))
+        seconds = time.perf_counter() - start
+        order = np.concatenate(ids) if ids else np.empty(0, dtype=np.int64)
+        out.append(EpochTiming(epoch=e, samples=len(order), seconds=seconds,
+                               first_item_seconds=seconds if first is None else first,
+                               fingerprint=order_fingerprint(order)))
+    return out

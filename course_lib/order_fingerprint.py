@@ -1,0 +1,109 @@
+"""Fingerprints of an epoch's order, so two runs (or two processes) can be compared with one short string.
+
+    python -m course_lib.order_fingerprint --data build/data --loader mmap --seed 42 --epochs 0 1 2
+
+prints ``{"0": "...", "1": "...", "2": "..."}``: the fingerprint of each epoch's arrival order, computed in
+this fresh process.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from torch.utils.data import DataLoader
+
+from .shuffle_quality import arrival_order
+
+LOADERS = ("mmap", "mmap-batched", "webdataset")
+
+
+def order_fingerprint(order: Iterable[int] | np.ndarray) -> str:
+    """A 16-hex-digit sha256 of a sequence of sample indices: equal orders, equal fingerprints."""
+    ids = np.ascontiguousarray(np.fromiter(order, dtype=np.int64) if not isinstance(order, np.ndarray)
+                               else order.astype(np.int64, copy=False))
+    return hashlib.sha256(ids.astype("<i8", copy=False).tobytes()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How one epoch's indices cover ``0..total-1``: exactly once means duplicates == missing == 0."""
+
+    samples: int
+    distinct: int
+    duplicates: int
+    missing: int
+
+    @property
+    def exactly_once(self) -> bool:
+        """Every sample arrived, none twice."""
+        return self.duplicates == 0 and self.missing == 0
+
+    def as_dict(self) -> dict:
+        """JSON-ready fields."""
+        return {**asdict(self), "exactly_once": self.exactly_once}
+
+
+def coverage(order: np.ndarray, total: int) -> Coverage:
+    """Count distinct, duplicated and missing indices of ``order`` against ``0..total-1``."""
+    order = np.asarray(order, dtype=np.int64)
+    if len(order) and (order.min() < 0 or order.max() >= total):
+        raise ValueError(f"indices outside 0..{total - 1}: {order.min()}..{order.max()}")
+    distinct = len(np.unique(order))
+    return Coverage(samples=len(order), distinct=distinct, duplicates=len(order) - distinct,
+                    missing=total - distinct)
+
+
+def epoch_orders(loader: Iterable, epochs: Sequence[int], set_epoch: Callable[[int], None] | None = None
+                 ) -> dict[int, np.ndarray]:
+    """The arrival order of each epoch, calling ``set_epoch(e)`` (when given) before iterating ``loader``."""
+    out = {}
+    for e in epochs:
+        if set_epoch is not None:
+            set_epoch(e)
+        out[e] = arrival_order(loader)
+    return out
+
+
+def make_loader(data: str | Path, kind: str, *, seed: int, workers: int = 0):
+    """A course loader over ``data`` by name (see ``LOADERS``) and the function that sets its epoch."""
+    from .mmap_shards import MmapShardDataset
+    from .webdataset_pipeline import make_webdataset
+
+    if kind == "mmap":
+        ds = MmapShardDataset(data, seed=seed)
+    elif kind == "mmap-batched":
+        ds = MmapShardDataset(data, seed=seed, batch_size=64)
+    elif kind == "webdataset":
+        ds = make_webdataset(data, seed=seed, shuffle_buffer=100)
+    else:
+        raise ValueError(f"--loader must be one of {LOADERS}, got {kind!r}")
+    loader = ds if workers == 0 else DataLoader(ds, batch_size=None, num_workers=workers)
+    return loader, ds.set_epoch
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: print each epoch's fingerprint as JSON."""
+    parser = argparse.ArgumentParser(prog="python -m course_lib.order_fingerprint", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, type=Path, help="a data_gen directory")
+    parser.add_argument("--loader", default="mmap", choices=LOADERS)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (0: iterate directly)")
+    args = parser.parse_args(argv)
+    if args.workers < 0:
+        parser.error(f"--workers must be >= 0, got {args.workers}")
+    loader, set_epoch = make_loader(args.data, args.loader, seed=args.seed, workers=args.workers)
+    orders = epoch_orders(loader, args.epochs, set_epoch)
+    print(json.dumps({str(e): order_fingerprint(o) for e, o in orders.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""Chapter 04's helpers: per-worker RNGs, order fingerprints across processes, shared epochs with persistent
+workers, mid-epoch resume through torchdata's StatefulDataLoader, resampled streams."""
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+from torchdata.stateful_dataloader import StatefulDataLoader
+
+from course_lib import MmapShardDataset, arrival_order, make_webdataset
+from course_lib.epoch_boundaries import time_epochs
+from course_lib.naive import SEED_EPOCH_ITERATOR_SOURCE, SeedStreamingDataset, exec_seed_code
+from course_lib.order_fingerprint import coverage, epoch_orders, order_fingerprint
+from course_lib.seeding import SharedEpoch, seed_everything, seed_worker, worker_rng, worker_seed_sequence
+
+TOTAL = 103  # samples in the small_data fixture
+
+
+class Augment(IterableDataset):
+    """Yields (worker, random number) pairs; the RNG comes from ``rng_for(worker)``."""
+
+    def __init__(self, rng_for, per_worker: int = 4):
+        self.rng_for, self.per_worker = rng_for, per_worker
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        rng = self.rng_for(info.id if info else 0)
+        for _ in range(self.per_worker):
+            yield info.id if info else 0, float(rng.random())
+
+
+def draws_by_worker(ds, workers=2) -> dict[int, list[float]]:
+    out: dict[int, list[float]] = {}
+    for w, x in DataLoader(ds, batch_size=None, num_workers=workers):
+        out.setdefault(int(w), []).append(float(x))
+    return out
+
+
+def test_one_generator_copied_into_workers_repeats_numbers():
+    shared = np.random.default_rng(0)           # built once, copied into every worker: the failure
+    draws = draws_by_worker(Augment(lambda w: shared))
+    assert draws[0] == draws[1]
+
+
+def test_worker_rng_is_distinct_per_worker_and_reproducible():
+    first = draws_by_worker(Augment(lambda w: worker_rng(42, epoch=0)))
+    again = draws_by_worker(Augment(lambda w: worker_rng(42, epoch=0)))
+    epoch1 = draws_by_worker(Augment(lambda w: worker_rng(42, epoch=1)))
+    assert first[0] != first[1]
+    assert first == again
+    assert epoch1[0] != first[0] and epoch1[1] != first[1]
+
+
+def test_worker_seed_sequence_keys_and_bad_input():
+    keys = [(s, e, r, w) for s in (0, 1) for e in (0, 1) for r in (0, 1) for w in (0, 1)]
+    states = {tuple(worker_seed_sequence(*k).generate_state(2)) for k in keys}
+    assert len(states) == len(keys)
+    with pytest.raises(ValueError, match="worker"):
+        worker_seed_sequence(0, 0, 0, -1)
+    with pytest.raises(ValueError, match="epoch"):
+        worker_seed_sequence(0, 1.5)
+
+
+def test_seed_everything_and_seed_worker():
+    seed_everything(3)
+    a = (random.random(), np.random.rand(), torch.rand(1).item())
+    seed_everything(3)
+    assert a == (random.random(), np.random.rand(), torch.rand(1).item())
+    torch.manual_seed(11)
+    seed_worker(0)
+    b = np.random.rand()
+    torch.manual_seed(12)
+    seed_worker(0)
+    assert np.random.rand() != b
+
+
+def test_fingerprint_and_coverage():
+    order = np.random.default_rng(0).permutation(50)
+    assert order_fingerprint(order) == order_fingerprint(list(order))
+    assert order_fingerprint(order) != order_fingerprint(order[::-1])
+    assert len(order_fingerprint(order)) == 16
+    assert coverage(order, 50).exactly_once
+    c = coverage(np.array([0, 1, 1, 3]), 5)
+    assert (c.samples, c.distinct, c.duplicates, c.missing, c.exactly_once) == (4, 3, 1, 2, False)
+    with pytest.raises(ValueError, match="outside"):
+        coverage(np.array([0, 7]), 5)
+
+
+def test_seed_epoch_iterator_is_not_reproducible(small_data):
+    epoch_iterator = exec_seed_code(SEED_EPOCH_ITERATOR_SOURCE, torch=torch)["epoch_iterator"]
+    ds = SeedStreamingDataset(small_data / "npy")
+    runs = [[int(s["idx"]) for s in epoch_iterator(ds, seed=42)] for _ in range(2)]
+    assert sorted(runs[0]) == sorted(runs[1]) == list(range(TOTAL))
+    assert runs[0] != runs[1]  # the seeded generator reaches nothing; the global RNG decides
+
+
+def fingerprints_in_subprocess(data, loader: str, workers: int = 0) -> dict[str, str]:
+    out = subprocess.run([sys.executable, "-m", "course_lib.order_fingerprint", "--data", str(data),
+                          "--loader", loader, "--seed", "42", "--epochs", "0", "1", "2", "--workers", str(workers)],
+                         capture_output=True, text=True, check=True, timeout=120)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("loader", ["mmap", "webdataset"])
+def test_order_is_a_function_of_seed_and_epoch_across_processes(small_data, loader):
+    a = fingerprints_in_subprocess(small_data, loader)
+    b = fingerprints_in_subprocess(small_data, loader, workers=2 if loader == "mmap" else 0)
+    assert a == b                      # a fresh process (and, for mmap, any worker count) plays the same order
+    assert len(set(a.values())) == 3   # each epoch differs
+    ds = MmapShardDataset(small_data, seed=42) if loader == "mmap" else make_webdataset(small_data, seed=42,
+                                                                                         shuffle_buffer=100)
+    here = {str(e): order_fingerprint(o) for e, o in epoch_orders(ds, [0, 1, 2], ds.set_epoch).items()}
+    assert here == a
+
+
+def test_fingerprint_cli_rejects_bad_arguments(small_data):
+    out = subprocess.run([sys.executable, "-m", "course_lib.order_fingerprint", "--data", str(small_data),
+                          "--workers", "-1"], capture_output=True, text=True)
+    assert out.returncode == 2 and "--workers" in out.stderr
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_persistent_workers_need_a_shared_epoch(small_data, shared):
+    ds = MmapShardDataset(small_data, seed=4, batch_size=8, block_size=8, shared_epoch=shared)
+    loader = DataLoader(ds, batch_size=None, num_workers=2, persistent_workers=True)
+    timings = time_epochs(loader, [0, 1, 2], ds.set_epoch)
+    assert [t.samples for t in timings] == [TOTAL] * 3
+    plain = MmapShardDataset(small_data, seed=4, batch_size=8, block_size=8)
+    expected = [order_fingerprint(o) for o in epoch_orders(plain, [0, 1, 2], plain.set_epoch).values()]
+    got = [t.fingerprint for t in timings]
+    if shared:
+        assert got == expected
+    else:
+        assert got == [expected[0]] * 3   # the workers' copy never saw set_epoch: the epoch repeats
+
+
+def test_shared_epoch_get_and_set():
+    box = SharedEpoch(2)
+    box.set(7)
+    assert box.get() == 7
+
+
+def ids(loader) -> list[int]:
+    return arrival_order(loader).tolist()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("batched", [False, True])
+def test_stateful_dataloader_resumes_at_random_points(small_data, workers, batched):
+    def make():
+        ds = MmapShardDataset(small_data, seed=8, block_size=8, batch_size=10 if batched else None)
+        ds.set_epoch(2)
+        return StatefulDataLoader(ds, batch_size=None if batched else 6, num_workers=workers)
+
+    full = ids(make())
+    assert sorted(full) == list(range(TOTAL))
+    batches = len(full) // (10 if batched else 6)
+    for stop in sorted(np.random.default_rng(workers + 2 * batched).choice(np.arange(1, batches), 3,
+                                                                          replace=False).tolist()):
+        loader, seen = make(), []
+        for k, batch in enumerate(loader):
+            seen += ids([batch])
+            if k + 1 == stop:
+                break
+        state = loader.state_dict()
+        resumed = make()
+        resumed.load_state_dict(state)
+        assert seen + ids(resumed) == full, f"stop after {stop} batches"
+
+
+def test_worker_state_loaded_in_another_worker_is_refused(small_data):
+    ds = MmapShardDataset(small_data)
+    state = {**ds.state_dict(), "worker": 1, "num_workers": 2, "worker_samples": 4}
+    with pytest.raises(ValueError, match="worker 1 of 2"):
+        ds.load_state_dict(state)
+
+
+def test_resampled_stream_repeats_and_misses_samples_reproducibly(small_data):
+    def epoch(e):
+        p = make_webdataset(small_data, seed=1, shuffle_buffer=20, resampled=True).with_epoch(TOTAL)
+        p.set_epoch(e)
+        return arrival_order(p)
+
+    a, b, c = epoch(0), epoch(0), epoch(1)
+    assert len(a) == TOTAL and np.array_equal(a, b) and not np.array_equal(a, c)
+    cov = coverage(a, TOTAL)
+    assert cov.duplicates == cov.missing > 0   # same length as an epoch, yet not each sample once
+    exact = coverage(arrival_order(make_webdataset(small_data, seed=1, shuffle_buffer=20)), TOTAL)
+    assert exact.exactly_once
