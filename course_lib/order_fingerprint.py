@@ -70,17 +70,20 @@ def epoch_orders(loader: Iterable, epochs: Sequence[int], set_epoch: Callable[[i
     return out
 
 
-def make_loader(data: str | Path, kind: str, *, seed: int, workers: int = 0):
-    """A course loader over ``data`` by name (see ``LOADERS``) and the function that sets its epoch."""
+def make_loader(data: str | Path, kind: str, *, seed: int, workers: int = 0, shards: int | None = None):
+    """A course loader over ``data`` by name (see ``LOADERS``) and the function that sets its epoch.
+
+    ``shards`` limits the webdataset loader to the first tar shards (its per-sample pipeline is slow).
+    """
     from .mmap_shards import MmapShardDataset
-    from .webdataset_pipeline import make_webdataset
+    from .webdataset_pipeline import make_webdataset, shard_urls
 
     if kind == "mmap":
         ds = MmapShardDataset(data, seed=seed)
     elif kind == "mmap-batched":
         ds = MmapShardDataset(data, seed=seed, batch_size=64)
     elif kind == "webdataset":
-        ds = make_webdataset(data, seed=seed, shuffle_buffer=100)
+        ds = make_webdataset(shard_urls(data, "wds")[:shards], seed=seed, shuffle_buffer=100)
     else:
         raise ValueError(f"--loader must be one of {LOADERS}, got {kind!r}")
     loader = ds if workers == 0 else DataLoader(ds, batch_size=None, num_workers=workers)
@@ -96,10 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (0: iterate directly)")
+    parser.add_argument("--shards", type=int, default=None, help="webdataset: only the first N tar shards")
     args = parser.parse_args(argv)
     if args.workers < 0:
         parser.error(f"--workers must be >= 0, got {args.workers}")
-    loader, set_epoch = make_loader(args.data, args.loader, seed=args.seed, workers=args.workers)
+    if args.shards is not None and (args.shards < 1 or args.loader != "webdataset"):
+        parser.error(f"--shards must be >= 1 and is for --loader webdataset, got {args.shards}")
+    loader, set_epoch = make_loader(args.data, args.loader, seed=args.seed, workers=args.workers,
+                                    shards=args.shards)
     orders = epoch_orders(loader, args.epochs, set_epoch)
     print(json.dumps({str(e): order_fingerprint(o) for e, o in orders.items()}))
     return 0

@@ -107,3 +107,21 @@ def plot_records(records: Iterable[dict[str, Any]], path: str | Path | None = No
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120)
     return fig
+
+
+def epoch_start_bars(timings: dict[str, Sequence[Any]], *, ax=None,
+                     title: str = "Time to the first batch of each epoch"):
+    """Grouped bars: per loader configuration, ``first_item_seconds`` (ms) of each timed epoch."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.5))
+    names = list(timings)
+    epochs = max(len(t) for t in timings.values())
+    width = 0.8 / epochs
+    for e in range(epochs):
+        ms = [timings[n][e].first_item_seconds * 1000 if e < len(timings[n]) else 0 for n in names]
+        ax.bar(np.arange(len(names)) + e * width, ms, width, label=f"epoch {e}")
+    ax.set_xticks(np.arange(len(names)) + width * (epochs - 1) / 2, names, fontsize=8)
+    ax.set_ylabel("ms until the first batch")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return ax

@@ -16,7 +16,7 @@ import psutil
 from .tables import Table
 from .throughput import SEED_BAR, ThroughputResult
 
-PACKAGES = ("numpy", "torch", "webdataset", "matplotlib", "papermill", "nbval", "tqdm", "psutil")
+PACKAGES = ("numpy", "torch", "webdataset", "torchdata", "matplotlib", "papermill", "nbval", "tqdm", "psutil")
 ENV_DIR = "COURSE_VERIFICATION_DIR"
 _chapter_started: dict[str, float] = {}
 

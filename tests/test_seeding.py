@@ -193,3 +193,26 @@ def test_resampled_stream_repeats_and_misses_samples_reproducibly(small_data):
     assert cov.duplicates == cov.missing > 0   # same length as an epoch, yet not each sample once
     exact = coverage(arrival_order(make_webdataset(small_data, seed=1, shuffle_buffer=20)), TOTAL)
     assert exact.exactly_once
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_in_a_fresh_process(small_data, tmp_path, workers):
+    def part(name, *extra):
+        subprocess.run([sys.executable, "-m", "course_lib.resume_run", "--data", str(small_data), "--state",
+                        str(tmp_path / "state.json"), "--ids", str(tmp_path / name), "--batch-size", "8",
+                        "--workers", str(workers), "--seed", "3", "--epoch", "1", *extra],
+                       check=True, capture_output=True, timeout=120)
+        return np.load(tmp_path / name).tolist()
+
+    first = part("a.npy", "--stop-after", "5")
+    rest = part("b.npy")
+    ds = MmapShardDataset(small_data, seed=3, batch_size=8)
+    ds.set_epoch(1)
+    assert len(first) == 40 and first + rest == arrival_order(ds).tolist()
+
+
+def test_resume_run_rejects_bad_arguments(small_data, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "course_lib.resume_run", "--data", str(small_data), "--state",
+                          str(tmp_path / "s.json"), "--ids", str(tmp_path / "i.npy"), "--stop-after", "0"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "--stop-after" in out.stderr
