@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= build
 
-.PHONY: setup course test lab data lock clean bench
+.PHONY: setup course test lab data lock clean bench browser
 
 setup: $(STAMP)
 
@@ -18,11 +18,17 @@ $(STAMP): pyproject.toml constraints.txt
 course: setup                   ## generate data, execute every notebook, collect records under $(OUT)/
 	$(PY) -m course_lib.course_runner --out $(OUT)
 
-test: setup                     ## the whole test suite (.ci/run calls exactly this)
+test: setup browser             ## the whole test suite (.ci/run calls exactly this)
 	$(PY) -m pytest
 
-lab: setup                      ## open JupyterLab on the notebooks
-	$(VENV)/bin/jupyter lab notebooks
+browser:                        ## Debian's chromium for the JupyterLab browser test (apt, when missing and root)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && { apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 \
+	       || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; }; } \
+	  || echo "browser: chromium not installed (not root, or no apt-get): the browser test will be skipped"; }
+
+lab: setup                      ## JupyterLab on 127.0.0.1, opened on notebooks/, with this environment as "Python 3"
+	$(PY) -m course_lib.jupyter_lab --notebooks notebooks
 
 data: setup                     ## only generate the default dataset
 	$(PY) -m data_gen generate --out $(OUT)/data

@@ -76,6 +76,21 @@ def _data_params(data_args: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+def parameterize(nb: Path, dest: Path, parameters: dict[str, Any]) -> Path:
+    """Write a copy of ``nb`` to ``dest`` with the ``parameters`` it declares injected (as papermill does), unexecuted.
+
+    For running a chapter in JupyterLab with other parameters: open the copy and run all cells.
+    """
+    import nbformat
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    node = parameterize_notebook(load_notebook_node(str(nb)), _declared(nb, parameters), kernel_name="python3")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(node, str(dest))
+    return dest
+
+
 def _declared(nb: Path, candidates: dict[str, Any]) -> dict[str, Any]:
     """Only the parameters that the notebook's ``parameters`` cell declares."""
     import papermill

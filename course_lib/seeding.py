@@ -30,7 +30,9 @@ def worker_seed_sequence(seed: int, epoch: int, rank: int = 0, worker: int = 0) 
     for name, value in [("seed", seed), ("epoch", epoch), ("rank", rank), ("worker", worker)]:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    return np.random.SeedSequence([int(seed), int(epoch), int(rank), int(worker)])
+    # spawn_key, not a longer entropy list: SeedSequence([42, 0, 0, 0]) equals SeedSequence(42) (zero padding),
+    # which would give worker 0 of epoch 0 the very numbers of default_rng(42).
+    return np.random.SeedSequence(int(seed), spawn_key=(int(epoch), int(rank), int(worker)))
 
 
 def current_worker() -> tuple[int, int]:

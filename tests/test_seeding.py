@@ -216,3 +216,8 @@ def test_resume_run_rejects_bad_arguments(small_data, tmp_path):
                           str(tmp_path / "s.json"), "--ids", str(tmp_path / "i.npy"), "--stop-after", "0"],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "--stop-after" in out.stderr
+
+
+def test_worker_zero_does_not_replay_the_plain_seed():
+    plain = np.random.default_rng(42).random(4)
+    assert not np.array_equal(worker_rng(42, 0, rank=0, worker=0).random(4), plain)

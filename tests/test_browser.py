@@ -1,0 +1,196 @@
+"""The course in a real browser: JupyterLab started the way `make lab` starts it, driven through its UI by
+Debian's Chromium under Playwright. Chapter 00 and chapter 02 run all their cells with small parameters."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_lib.course_runner import _data_params, parameterize
+from course_lib.jupyter_lab import lab_argv, lab_env, register_kernel
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "build" / "screenshots"
+CHROMIUM = shutil.which("chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+TINY_DATA = dict(samples=600, shard_size=100, shape=(3, 8, 8))
+CHAPTERS = ["00_setup_and_data", "02_mmap_streaming"]
+RUN_TIMEOUT_S = 240
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (make test installs Debian's "
+                                                            "package when it runs as root)")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def quiet_lab_settings(config: Path) -> None:
+    """No news pop-up over the page; every cell kept in the DOM so the test can read all of them."""
+    (config / "labconfig").mkdir(parents=True, exist_ok=True)
+    (config / "labconfig" / "page_config.json").write_text(json.dumps(
+        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+    tracker = config / "lab" / "user-settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True, exist_ok=True)
+    (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on a free loopback port with a token, serving parameterized chapter copies."""
+    root = tmp_path_factory.mktemp("lab")
+    data = root / "data"
+    params = {"data_dir": str(data), "work_dir": str(root / "tmp"), "per_sample_files": 100, "batch_size": 16,
+              "block_size": 16, "n_preview": 8, **_data_params(TINY_DATA)}
+    for name in CHAPTERS:
+        parameterize(ROOT / "notebooks" / f"{name}.ipynb", root / "notebooks" / f"{name}.ipynb", params)
+    register_kernel()
+    port, token = free_port(), secrets.token_hex(16)
+    env = lab_env()
+    for var, sub in [("JUPYTER_CONFIG_DIR", "jupyter-config"), ("JUPYTER_DATA_DIR", "jupyter-data"),
+                     ("JUPYTER_RUNTIME_DIR", "jupyter-runtime"), ("IPYTHONDIR", "ipython"), ("MPLCONFIGDIR", "mpl")]:
+        env[var] = str(root / sub)            # nothing written into the real $HOME
+    env["COURSE_VERIFICATION_DIR"] = str(root / "verification")
+    quiet_lab_settings(Path(env["JUPYTER_CONFIG_DIR"]))
+    log = open(root / "lab.log", "wb")
+    server = subprocess.Popen(lab_argv(root / "notebooks", port=port, token=token, open_browser=False),
+                              stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"JupyterLab exited with {server.returncode}: {(root / 'lab.log').read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not answer in 60 s: {(root / 'lab.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+        yield {"base": base, "token": token, "root": root}
+    finally:
+        server.terminate()                      # the server shuts its kernels down on SIGTERM
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+        try:
+            os.killpg(server.pid, signal.SIGKILL)  # anything of its session left behind (kernels)
+        except ProcessLookupError:
+            pass
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def api(lab, path: str):
+    with urllib.request.urlopen(f"{lab['base']}{path}?token={lab['token']}", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_the_launchers_python3_is_the_course_environment(lab):
+    specs = api(lab, "/api/kernelspecs")
+    spec = specs["kernelspecs"]["python3"]["spec"]
+    assert Path(spec["argv"][0]).resolve().parent == (ROOT / ".venv" / "bin").resolve() or \
+        Path(spec["argv"][0]).resolve() == Path(os.sys.executable).resolve()
+
+
+CELL_STATE = """() => {
+  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+  const cells = panel ? [...panel.querySelectorAll('.jp-Notebook .jp-CodeCell')] : [];
+  const prompts = cells.map(c => (c.querySelector('.jp-InputPrompt') || {}).textContent || '');
+  return {cells: cells.length, prompts,
+          busy: prompts.some(p => p.includes('*'))};
+}"""
+
+
+def run_all_cells(page, timeout_s: float = RUN_TIMEOUT_S) -> dict:
+    """Click Run > Run All Cells, the way a learner does, and wait until every code cell has run."""
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = page.evaluate(CELL_STATE)
+        done = all(p.strip() != "[ ]:" and "*" not in p for p in state["prompts"])  # '': input hidden
+        idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count() > 0
+        if idle and not state["busy"] and (done or tracebacks(page)):   # Run All stops at an error
+            return {**state, "all_ran": done}
+        time.sleep(1)
+    raise AssertionError(f"cells still running or not run after {timeout_s:.0f} s: {page.evaluate(CELL_STATE)}")
+
+
+def open_and_run(page, lab, name: str) -> dict:
+    """Open ``name``.ipynb alone in a fresh workspace, wait for its kernel, run all cells through the menu."""
+    # a workspace of its own, reset: only this notebook open, so "Run All Cells" can only mean this one
+    page.goto(f"{lab['base']}/lab/workspaces/{name}/tree/{name}.ipynb?reset&token={lab['token']}")
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-CodeCell", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    page.locator(".jp-NotebookPanel .jp-Notebook .jp-CodeCell").first.click()
+    assert page.locator(".jp-NotebookPanel").count() == 1
+    return run_all_cells(page)
+
+
+def tracebacks(page) -> int:
+    return page.locator(".jp-Notebook .jp-OutputArea-output", has_text="Traceback").count()
+
+
+def test_an_error_in_a_cell_is_seen(lab, browser):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"),
+                                         nbformat.v4.new_code_cell("raise ValueError('planted error')"),
+                                         nbformat.v4.new_code_cell("y = 2")],
+                                  metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    nbformat.write(nb, str(lab["root"] / "notebooks" / "planted_error.ipynb"))
+    page = browser.new_page()
+    try:
+        state = open_and_run(page, lab, "planted_error")
+        assert not state["all_ran"] and state["prompts"][-1].strip() == "[ ]:"  # Run All stopped at the error
+        assert tracebacks(page) == 1
+        assert page.locator(".jp-OutputArea-output", has_text="planted error").count() == 1
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_runs_in_jupyterlab(lab, browser, chapter):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        state = open_and_run(page, lab, chapter)
+        page.screenshot(path=str(SCREENSHOTS / f"{chapter}.png"), full_page=True)
+        assert tracebacks(page) == 0, f"{chapter}: {tracebacks(page)} cell(s) show an error in the browser"
+        assert state["all_ran"], state
+        assert page.locator(".jp-Notebook .jp-RenderedImage img").count() >= 1, "no plot rendered"
+        table = page.locator(".jp-Notebook .jp-OutputArea-output table", has_text="Local verification")
+        assert table.count() >= 1, "the verification table did not render"
+        table.last.scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOTS / f"{chapter}-verification.png"))
+    finally:
+        page.close()
+    record = json.loads(sorted((lab["root"] / "verification").glob(f"{chapter}*.json"))[-1].read_text())
+    assert record["chapter"] == chapter and record["results"], record
