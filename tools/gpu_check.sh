@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The course's GPU check, for a machine with CUDA and PyTorch already installed (no network needed):
+# the CUDA transfer tests, the loader tests, and the transfer modes measured side by side on the default size.
+#   tools/gpu_check.sh [OUT_DIR]     (wheels for packages the machine lacks may sit in .whl/)
+set -uo pipefail
+out=${1:-build/gpu}
+mkdir -p "$out"
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+python3 -c "import torch, numpy, webdataset; print('torch', torch.__version__, 'numpy', numpy.__version__, 'webdataset', webdataset.__version__)" | tee -a "$out/gpu.txt"
+python3 -m pytest -q -p no:cacheprovider -o addopts="-ra" tests/test_device_transfer.py tests/test_mmap_shards.py 2>&1 | tail -15 | tee "$out/pytest.txt"
+python3 -m data_gen generate --out /tmp/gpu-data --samples 40000 --formats npy --no-progress 2>&1 | tail -1
+python3 -m course_lib.device_transfer --data /tmp/gpu-data --repeat 5 | tee "$out/transfer.jsonl"
+python3 -m course_lib.device_transfer --data /tmp/gpu-data --repeat 5 --batch-size 1024 | tee -a "$out/transfer.jsonl"
+python3 -c "from course_lib.verification import backend; print('backend:', backend())" | tee -a "$out/gpu.txt"
