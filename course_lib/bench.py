@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from .mmap_shards import MmapShardDataset
 from .naive import LoadAllDataset, PerSampleFileDataset, SeedStreamingDataset, export_per_sample_files
 from .page_cache import page_cache_mb_per_s
+from .peers import litdata_loader, missing, prepare_litdata
 from .shard_index import index_shards
 from .throughput import measure_throughput
 from .verification import backend, package_versions
@@ -49,8 +50,8 @@ class Loader(NamedTuple):
     full: tuple[int | None, ...] | None
 
 
-def loaders(data: Path, files_dir: Path, batch_size: int) -> dict[str, Loader]:
-    """Every loader compared, by name."""
+def loaders(data: Path, files_dir: Path, batch_size: int, peers_dir: Path | None = None) -> dict[str, Loader]:
+    """Every loader compared, by name (peer libraries only when installed and ``peers_dir`` is given)."""
     def through(make_ds, full, **kw) -> Loader:
         def factory(workers):
             ds = make_ds()
@@ -78,19 +79,41 @@ def loaders(data: Path, files_dir: Path, batch_size: int) -> dict[str, Loader]:
         f"webdataset blocks, batched {batch_size}": through(lambda: make_block_webdataset(data,
                                                                                          batch_size=batch_size),
                                                             None),
+        **(_litdata_loaders(data, peers_dir, batch_size) if peers_dir is not None else {}),
+    }
+
+
+def _litdata_loaders(data: Path, peers_dir: Path, batch_size: int) -> dict[str, Loader]:
+    """litdata's StreamingDataset on the same samples, converted once (not timed); {} when not installed."""
+    if missing("litdata"):
+        return {}
+    prepared = prepare_litdata(data, peers_dir / "litdata")
+    return {
+        "litdata StreamingDataset (shuffle, per sample)": Loader(
+            lambda w: litdata_loader(prepared, num_workers=w), (None, 0)),
+        f"litdata StreamingDataLoader (shuffle, batched {batch_size})": Loader(
+            lambda w: litdata_loader(prepared, batch_size=batch_size, num_workers=w), (None, 0)),
     }
 
 
 def run(data: Path, *, repeat: int = 3, workers: Iterable[int | None] = (None, 0, 2), batch_size: int = 256,
-        max_samples: int | None = None, per_sample_files: int = 5000, progress: bool = True) -> dict:
-    """Measure every loader x worker setting ``repeat`` times; return the JSON-ready table."""
+        max_samples: int | None = None, per_sample_files: int = 5000, progress: bool = True,
+        only: str | None = None, peers_dir: Path | None = None) -> dict:
+    """Measure every loader x worker setting ``repeat`` times; return the JSON-ready table.
+
+    ``only`` keeps the loaders whose name contains it; peers (litdata) are measured when installed, with
+    their converted copy of the data in ``peers_dir`` (default: ``peers/`` beside ``data``).
+    """
     index = index_shards(data)
     ceiling = page_cache_mb_per_s(index.paths)
     ceiling_1m = page_cache_mb_per_s(index.paths, chunk=1 << 20)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         files_dir = export_per_sample_files(data, Path(tmp) / "files", limit=per_sample_files)
-        for name, spec in loaders(data, files_dir, batch_size).items():
+        peers_dir = Path(data).resolve().parent / "peers" if peers_dir is None else peers_dir
+        for name, spec in loaders(data, files_dir, batch_size, peers_dir).items():
+            if only and only not in name:
+                continue
             for w in workers:
                 label = f"{name} [{'no DataLoader' if w is None else f'DataLoader, {w} workers'}]"
                 loader = spec.make(w)  # one object, iterated `repeat` times: like epochs of one training run
@@ -107,7 +130,8 @@ def run(data: Path, *, repeat: int = 3, workers: Iterable[int | None] = (None, 0
                     print(f"  {label}: {sps:,.0f} samples/s, {mbps:,.0f} MB/s", file=sys.stderr)
     return {"data": str(data), "samples": len(index), "bytes_per_sample": index.bytes_per_sample,
             "page_cache_mb_per_s": ceiling, "page_cache_1mib_mb_per_s": ceiling_1m, "repeat": repeat,
-            "backend": backend(), "packages": package_versions(), "rows": rows}
+            "backend": backend(), "packages": package_versions(), "rows": rows,
+            "skipped": [reason for reason in [missing("litdata")] if reason]}
 
 
 def format_table(result: dict) -> str:
@@ -121,6 +145,7 @@ def format_table(result: dict) -> str:
         w = "-" if r["workers"] is None else str(r["workers"])
         lines.append(f"{r['loader']:<48} {w:>13} {r['samples_per_s']:>12,.0f} {r['mb_per_s']:>9,.0f} "
                      f"{r['ratio_to_page_cache']:>13.0%}")
+    lines += [f"skipped: {reason}" for reason in result.get("skipped", [])]
     return "\n".join(lines)
 
 
@@ -135,10 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-samples", type=int, default=None, help="cap each measured loop")
     parser.add_argument("--workers", default="none,0,2", help="comma list: none (no DataLoader) and/or counts")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--only", default=None, help="measure only loaders whose name contains this text")
     args = parser.parse_args(argv)
     workers = [None if w.strip() == "none" else int(w) for w in args.workers.split(",")]
     result = run(args.data, repeat=args.repeat, workers=workers, batch_size=args.batch_size,
-                 max_samples=args.max_samples, progress=not args.no_progress)
+                 max_samples=args.max_samples, progress=not args.no_progress, only=args.only)
     print(format_table(result))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

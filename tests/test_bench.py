@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from course_lib.bench import format_table, main
+from course_lib.peers import missing
 
 
 def test_bench_writes_every_loader_and_ceiling(small_data, tmp_path, capsys):
@@ -13,8 +14,36 @@ def test_bench_writes_every_loader_and_ceiling(small_data, tmp_path, capsys):
     result = json.loads(out.read_text())
     assert result["page_cache_mb_per_s"] > 0 and result["samples"] == 103
     loaders = {(r["loader"], r["workers"]) for r in result["rows"]}
-    assert len(loaders) == 10 * 2
+    peers = 2 if missing("litdata") is None else 0   # litdata's two loaders, when installed
+    assert len(loaders) == (10 + peers) * 2
     for r in result["rows"]:
         assert r["samples_per_s"] > 0 and r["runs"][0]["samples"] > 0
         assert abs(r["ratio_to_page_cache"] - r["mb_per_s"] / result["page_cache_mb_per_s"]) < 1e-9
     assert "of page cache" in capsys.readouterr().out and "mmap block shuffle, batched 16" in format_table(result)
+
+
+def test_only_filters_loaders_and_missing_peers_are_reported(small_data, tmp_path):
+    from course_lib.bench import run
+
+    result = run(small_data, repeat=1, workers=[None], batch_size=16, progress=False, only="no shuffle",
+                 peers_dir=tmp_path / "peers")
+    assert [r["loader"] for r in result["rows"]] == ["mmap no shuffle, batched 16"]
+    assert missing("no_such_package_for_the_course").startswith("no_such_package_for_the_course not usable")
+    assert missing("numpy") is None
+    assert (missing("litdata") is None) == (not result["skipped"])
+
+
+def test_litdata_sees_every_sample_once(small_data, tmp_path):
+    import numpy as np
+    import pytest
+
+    pytest.importorskip("litdata")
+    from course_lib.peers import litdata_loader, prepare_litdata
+    from course_lib.shuffle_quality import arrival_order
+
+    prepared = prepare_litdata(small_data, tmp_path / "litdata")
+    assert prepare_litdata(small_data, tmp_path / "litdata") == prepared       # converted once, then reused
+    for loader in (litdata_loader(prepared), litdata_loader(prepared, batch_size=16)):
+        assert sorted(arrival_order(loader).tolist()) == list(range(103))
+    sample = next(iter(litdata_loader(prepared)))
+    assert np.asarray(sample["x"]).shape == (3, 4, 4)
