@@ -169,14 +169,14 @@ class MmapShardDataset(IterableDataset):
         out = np.empty(len(ids), dtype=self.index.dtype)
         raw = out.view(np.uint8).reshape(len(ids), -1)
         shard = np.searchsorted(offsets, ids, side="right") - 1
+        local = ids - offsets[shard]
         cuts = (np.flatnonzero(np.diff(shard)) + 1).tolist()
         for a, b in zip([0, *cuts], [*cuts, len(ids)]):
-            s = shard[a]
-            local = ids[a:b] - offsets[s]
-            if local[-1] - local[0] == b - a - 1:                  # contiguous rows: one slice
-                raw[a:b] = maps[s][local[0]:local[-1] + 1]
+            rows, first, last = maps[shard[a]], int(local[a]), int(local[b - 1])
+            if last - first == b - a - 1:                          # contiguous rows: one slice
+                raw[a:b] = rows[first:last + 1]
             else:
-                np.take(maps[s], local, axis=0, out=raw[a:b], mode="clip")  # unbuffered gather
+                rows.take(local[a:b], axis=0, out=raw[a:b], mode="clip")  # unbuffered gather
         return out
 
     def _open(self) -> list[np.ndarray]:
