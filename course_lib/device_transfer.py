@@ -17,12 +17,13 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import numpy as np
 import torch
 
 from .throughput import ThroughputResult
 
 Batch = dict[str, torch.Tensor]
-MODES = ("pageable", "pinned", "pinned+prefetch")
+MODES = ("pageable", "pinned", "pinned+prefetch", "direct")
 
 
 def default_device() -> torch.device:
@@ -34,8 +35,11 @@ class DeviceLoader:
     """Iterate ``loader`` (dict batches of tensors) and yield each batch with its tensors on ``device``.
 
     ``mode``: ``"pageable"`` (plain ``.to(device)``), ``"pinned"`` (copy into a reused pinned buffer, then a
-    non-blocking copy, waited for at once) or ``"pinned+prefetch"`` (the default: the same, one batch ahead
-    on a side stream). Non-tensor values pass through unchanged. On a non-CUDA device every mode is ``.to``.
+    non-blocking copy, waited for at once), ``"pinned+prefetch"`` (the default: the same, one batch ahead
+    on a side stream) or ``"direct"`` (for a batched ``MmapShardDataset``: gather each batch's records
+    straight from the memory maps into pinned memory, send the raw records, and cut ``x``/``y``/``idx``
+    out of them on the device, so the host copies each byte once). Non-tensor values pass through
+    unchanged. On a non-CUDA device every mode is ``.to``.
     """
 
     def __init__(self, loader: Iterable[Batch], device: str | torch.device | None = None, *,
@@ -46,6 +50,9 @@ class DeviceLoader:
         self.device = default_device() if device is None else torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"device={self.device} asked for, but torch sees no CUDA device here")
+        if mode == "direct" and not (hasattr(loader, "batch_ids") and getattr(loader, "batch_size", None)):
+            raise ValueError("mode='direct' needs a MmapShardDataset built with batch_size (it reads the records "
+                             f"itself), got {type(loader).__name__}")
 
     def __len__(self) -> int:
         return len(self.loader)  # type: ignore[arg-type]
@@ -57,7 +64,10 @@ class DeviceLoader:
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             return
-        yield from (self._prefetched() if self.mode == "pinned+prefetch" else self._pinned())
+        if self.mode == "direct":
+            yield from self._direct()
+        else:
+            yield from (self._prefetched() if self.mode == "pinned+prefetch" else self._pinned())
 
     def _pinned(self) -> Iterator[Batch]:
         staging = _Staging()
@@ -97,6 +107,49 @@ class DeviceLoader:
         if pending is not None:
             yield _ready(pending, main)
         main.synchronize()
+
+
+    def _direct(self) -> Iterator[Batch]:
+        ds, stream, main = self.loader, torch.cuda.Stream(self.device), torch.cuda.current_stream(self.device)
+        dtype = ds.index.dtype
+        slots: list[torch.Tensor | None] = [None, None]
+        events: list[torch.cuda.Event | None] = [None, None]
+        pending, slot = None, 0
+        for ids in ds.batch_ids():
+            if events[slot] is not None:
+                events[slot].synchronize()              # this pinned buffer's last copy has finished
+            nbytes = len(ids) * dtype.itemsize
+            if slots[slot] is None or slots[slot].numel() < nbytes:
+                slots[slot] = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
+            host = slots[slot][:nbytes]
+            ds.read_records(ids, out=host.numpy().view(dtype))   # the one host copy: mmap -> pinned
+            with torch.cuda.stream(stream):
+                raw = host.to(self.device, non_blocking=True).view(len(ids), dtype.itemsize)
+            done = torch.cuda.Event()
+            done.record(stream)
+            events[slot], slot = done, slot ^ 1
+            if pending is not None:
+                yield _ready(pending, main)
+            pending = (record_fields(raw, dtype), done)
+        if pending is not None:
+            yield _ready(pending, main)
+        main.synchronize()
+
+
+def record_fields(raw: torch.Tensor, dtype) -> Batch:
+    """Views of each field of ``(n, itemsize)`` uint8 record bytes (on any device), shaped like the records.
+
+    Every field is a strided view (no copy, no kernel launch): images reshaped, scalar fields such as labels
+    reinterpreted in place. Call ``.contiguous()`` where an operation needs it.
+    """
+    n = raw.shape[0]
+    out = {}
+    for name, spec in dtype.fields.items():
+        field, offset = spec[0], spec[1]
+        tdtype = torch.from_numpy(np.empty(0, dtype=field.base)).dtype
+        cols = raw[:, offset:offset + field.itemsize].view(tdtype)
+        out[name] = cols.view(n, *field.shape)
+    return out
 
 
 class _Staging:

@@ -137,36 +137,67 @@ class MmapShardDataset(IterableDataset):
 
     # -- reading ----------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Sample]:
-        worker, workers = current_worker()
-        resume, skip = self._resume, self._skip
-        self._resume = self._skip = 0
-        self._base, self._seen = resume, resume + skip
-        plan = self.plan()
         if self.batch_size:
-            for ids in _skip_ids(plan.worker_units(worker, workers, self.batch_size, resume), skip):
-                batch = self._read(np.sort(ids))
-                self._seen += len(ids)
-                yield _to_tensors(batch)
+            for ids in self.batch_ids():
+                yield batch_tensors(self._gather(ids))
             return
+        worker, workers = current_worker()
+        resume, skip = self._start_iteration()
+        plan = self.plan()
         for chunk in _skip_ids(plan.worker_chunks(worker, workers, 1, resume), skip):
             for k in range(0, len(chunk), self.block_size):
                 ids = chunk[k:k + self.block_size]
                 order = np.argsort(ids, kind="stable")
-                part = self._read(ids[order])            # sorted: one copy, grouped by shard
+                part = self._gather(ids[order])          # sorted: one copy, grouped by shard
                 xs = torch.from_numpy(part["x"]).unbind(0)
                 ys, idxs = part["y"].tolist(), part["idx"].tolist()
                 for j in np.argsort(order).tolist():      # back to stream order
                     self._seen += 1
                     yield {"x": xs[j], "y": ys[j], "idx": idxs[j]}
 
-    def _read(self, ids: np.ndarray) -> np.ndarray:
-        """Records for sorted, unique global ``ids`` with one copy out of the memory maps.
+    def batch_ids(self) -> Iterator[np.ndarray]:
+        """The sorted global ids of each batch this rank and worker yields this epoch (what ``__iter__`` reads).
 
-        Sorted ids come grouped by shard and ascending within it: each group is one slice copy when it
-        is contiguous, else one gather.
+        Iterating it counts the batches as yielded (for ``state_dict``); with :meth:`read_records` a caller
+        can gather each batch into a buffer of its own (``DeviceLoader`` uses pinned memory).
         """
+        if not self.batch_size:
+            raise ValueError("batch_ids needs a dataset built with batch_size")
+        worker, workers = current_worker()
+        resume, skip = self._start_iteration()
+        for ids in _skip_ids(self.plan().worker_units(worker, workers, self.batch_size, resume), skip):
+            self._seen += len(ids)
+            yield np.sort(ids)
+
+    def _start_iteration(self) -> tuple[int, int]:
+        """Consume a pending resume state: (rank-stream position, samples this worker skips)."""
+        resume, skip = self._resume, self._skip
+        self._resume = self._skip = 0
+        self._base, self._seen = resume, resume + skip
+        return resume, skip
+
+    def read_records(self, ids: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Records for sorted, unique global ``ids``, gathered with one copy out of the memory maps.
+
+        ``out``: a C-contiguous array of ``len(ids)`` records of this dataset's dtype to fill (for example
+        one backed by pinned memory); by default a new one. Sorted ids come grouped by shard and ascending
+        within it: each group is one slice copy when it is contiguous, else one gather.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        if out is None:
+            out = np.empty(len(ids), dtype=self.index.dtype)
+        elif out.dtype != self.index.dtype or out.shape != (len(ids),) or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous array of {len(ids)} records of dtype {self.index.dtype}, "
+                             f"got shape {out.shape} and dtype {out.dtype}")
+        if len(ids) and (np.any(np.diff(ids) <= 0) or ids[0] < 0 or ids[-1] >= len(self.index)):
+            raise ValueError(f"ids must be sorted, unique and within 0..{len(self.index) - 1}")
+        return self._gather(ids, out) if len(ids) else out
+
+    def _gather(self, ids: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`read_records` for ids known to be sorted, unique and in range (the plan's own)."""
+        if out is None:
+            out = np.empty(len(ids), dtype=self.index.dtype)
         maps, offsets = self._open(), self._offsets
-        out = np.empty(len(ids), dtype=self.index.dtype)
         raw = out.view(np.uint8).reshape(len(ids), -1)
         shard = np.searchsorted(offsets, ids, side="right") - 1
         local = ids - offsets[shard]
@@ -214,7 +245,7 @@ def _skip_ids(parts: Iterator[np.ndarray], n: int) -> Iterator[np.ndarray]:
         n = 0
 
 
-def _to_tensors(batch: np.ndarray) -> Sample:
+def batch_tensors(batch: np.ndarray) -> Sample:
     """A batch of records as tensors: ``x`` is a view (no copy); the small label arrays are copied."""
     return {"x": torch.from_numpy(batch["x"]),
             "y": torch.from_numpy(np.ascontiguousarray(batch["y"])),
