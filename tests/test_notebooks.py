@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -60,11 +61,14 @@ def test_executed_notebooks_have_no_errors_and_plots(course):
 
 def test_nbval_replays_the_executed_notebooks(course):
     out, _ = course
+    replay_records = out / "replay-verification"   # the replayed kernels write here, not into the repo's build/
+    env = {**os.environ, "COURSE_VERIFICATION_DIR": str(replay_records)}
     proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
                            *[str(p) for p in sorted((out / "notebooks").glob("*.ipynb"))]],
-                          capture_output=True, text=True, cwd=out)
+                          capture_output=True, text=True, cwd=out, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout
+    assert len(load_records(replay_records)) == len(NOTEBOOKS)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
