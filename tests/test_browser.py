@@ -182,10 +182,14 @@ def test_chapter_runs_in_jupyterlab(lab, browser, chapter):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         state = open_and_run(page, lab, chapter)
-        page.screenshot(path=str(SCREENSHOTS / f"{chapter}.png"), full_page=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{chapter}.png"))
         assert tracebacks(page) == 0, f"{chapter}: {tracebacks(page)} cell(s) show an error in the browser"
         assert state["all_ran"], state
-        assert page.locator(".jp-Notebook .jp-RenderedImage img").count() >= 1, "no plot rendered"
+        plots = page.locator(".jp-Notebook .jp-RenderedImage img")
+        assert plots.count() >= 1, "no plot rendered"
+        assert plots.first.evaluate("img => img.naturalWidth") > 0, "the plot's image did not load"
+        plots.first.scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOTS / f"{chapter}-plot.png"))  # the notebook scrolls inside its panel
         table = page.locator(".jp-Notebook .jp-OutputArea-output table", has_text="Local verification")
         assert table.count() >= 1, "the verification table did not render"
         table.last.scroll_into_view_if_needed()
