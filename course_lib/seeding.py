@@ -4,7 +4,8 @@
 - :func:`worker_rng` gives each DataLoader worker of each rank its own ``numpy`` generator for augmentation,
   keyed by (seed, epoch, rank, worker) through a ``SeedSequence``: independent across workers, new each
   epoch, identical when the run is repeated.
-- :func:`seed_worker` is the ``worker_init_fn`` from PyTorch's reproducibility notes (global RNGs per worker).
+- :func:`seed_worker` is the ``worker_init_fn`` from PyTorch's reproducibility notes (global RNGs per worker);
+  PyTorch >= 1.9 already does this in its workers, so it matters for code that reseeds them or for older versions.
 - :class:`SharedEpoch` carries the epoch number to persistent DataLoader workers, which keep their own copy
   of the dataset and never see a ``set_epoch`` called in the main process.
 """
