@@ -54,9 +54,6 @@ class DeviceLoader:
             raise ValueError("mode='direct' needs a MmapShardDataset built with batch_size (it reads the records "
                              f"itself), got {type(loader).__name__}")
 
-    def __len__(self) -> int:
-        return len(self.loader)  # type: ignore[arg-type]
-
     def __iter__(self) -> Iterator[Batch]:
         if self.device.type != "cuda" or self.mode == "pageable":
             for batch in self.loader:
