@@ -69,65 +69,47 @@ class DeviceLoader:
     def _pinned(self) -> Iterator[Batch]:
         staging = _Staging()
         for batch in self.loader:
-            out = dict(batch)
-            for key, t in batch.items():
-                if isinstance(t, torch.Tensor):
-                    out[key] = staging.buffer(0, key, t).to(self.device, non_blocking=True)
+            out = self._send(staging, 0, batch)
             torch.cuda.current_stream(self.device).synchronize()   # buffer free again; data on the device
             yield out
 
     def _prefetched(self) -> Iterator[Batch]:
-        staging, stream = _Staging(), torch.cuda.Stream(self.device)
-        events: list[torch.cuda.Event | None] = [None, None]
-
-        def send(batch: dict[str, Any], slot: int) -> tuple[dict[str, Any], torch.cuda.Event]:
-            if events[slot] is not None:
-                events[slot].synchronize()          # the copy that last used this pinned buffer has finished
-            out = dict(batch)
-            with torch.cuda.stream(stream):
-                for key, t in batch.items():
-                    if isinstance(t, torch.Tensor):
-                        out[key] = staging.buffer(slot, key, t).to(self.device, non_blocking=True)
-            done = torch.cuda.Event()
-            done.record(stream)
-            events[slot] = done
-            return out, done
-
-        main = torch.cuda.current_stream(self.device)
-        pending, slot = None, 0
-        for batch in self.loader:
-            sent = send(batch, slot)
-            slot ^= 1
-            if pending is not None:
-                yield _ready(pending, main)
-            pending = sent
-        if pending is not None:
-            yield _ready(pending, main)
-        main.synchronize()
-
+        staging = _Staging()
+        yield from self._overlapped(self.loader, lambda batch, slot: self._send(staging, slot, batch))
 
     def _direct(self) -> Iterator[Batch]:
-        ds, stream, main = self.loader, torch.cuda.Stream(self.device), torch.cuda.current_stream(self.device)
+        ds, staging = self.loader, _Staging()
         dtype = ds.index.dtype
-        slots: list[torch.Tensor | None] = [None, None]
+
+        def send(ids: np.ndarray, slot: int) -> Batch:
+            host = staging.empty(slot, "records", len(ids) * dtype.itemsize, torch.uint8)
+            ds.read_records(ids, out=host.numpy().view(dtype))   # the one host copy: mmap -> pinned
+            raw = host.to(self.device, non_blocking=True).view(len(ids), dtype.itemsize)
+            return record_fields(raw, dtype)
+
+        yield from self._overlapped(ds.batch_ids(), send)
+
+    def _send(self, staging: _Staging, slot: int, batch: dict[str, Any]) -> dict[str, Any]:
+        """``batch`` with each tensor copied into pinned buffer ``slot`` and sent on (non-blocking)."""
+        return {k: staging.buffer(slot, k, t).to(self.device, non_blocking=True) if isinstance(t, torch.Tensor)
+                else t for k, t in batch.items()}
+
+    def _overlapped(self, items: Iterable[Any], send) -> Iterator[Batch]:
+        """``send(item, slot)`` each item on a side stream, two pinned slots in turn; yield one batch behind."""
+        stream, main = torch.cuda.Stream(self.device), torch.cuda.current_stream(self.device)
         events: list[torch.cuda.Event | None] = [None, None]
         pending, slot = None, 0
-        for ids in ds.batch_ids():
+        for item in items:
             if events[slot] is not None:
-                events[slot].synchronize()              # this pinned buffer's last copy has finished
-            nbytes = len(ids) * dtype.itemsize
-            if slots[slot] is None or slots[slot].numel() < nbytes:
-                slots[slot] = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
-            host = slots[slot][:nbytes]
-            ds.read_records(ids, out=host.numpy().view(dtype))   # the one host copy: mmap -> pinned
+                events[slot].synchronize()          # the copy that last used this slot's pinned buffer has finished
             with torch.cuda.stream(stream):
-                raw = host.to(self.device, non_blocking=True).view(len(ids), dtype.itemsize)
+                out = send(item, slot)
             done = torch.cuda.Event()
             done.record(stream)
             events[slot], slot = done, slot ^ 1
             if pending is not None:
                 yield _ready(pending, main)
-            pending = (record_fields(raw, dtype), done)
+            pending = (out, done)
         if pending is not None:
             yield _ready(pending, main)
         main.synchronize()
@@ -155,13 +137,17 @@ class _Staging:
     def __init__(self):
         self._buffers: dict[tuple[int, str], torch.Tensor] = {}
 
+    def empty(self, slot: int, key: str, numel: int, dtype: torch.dtype) -> torch.Tensor:
+        """The first ``numel`` elements of the pinned buffer of (slot, key), allocated or grown as needed."""
+        buf = self._buffers.get((slot, key))
+        if buf is None or buf.dtype != dtype or buf.numel() < numel:
+            buf = torch.empty(numel, dtype=dtype, pin_memory=True)
+            self._buffers[(slot, key)] = buf
+        return buf[:numel]
+
     def buffer(self, slot: int, key: str, t: torch.Tensor) -> torch.Tensor:
         """``t`` copied into the pinned buffer of (slot, key); returns the view holding it."""
-        buf = self._buffers.get((slot, key))
-        if buf is None or buf.dtype != t.dtype or buf.numel() < t.numel():
-            buf = torch.empty(t.numel(), dtype=t.dtype, pin_memory=True)
-            self._buffers[(slot, key)] = buf
-        view = buf[:t.numel()].view(t.shape)
+        view = self.empty(slot, key, t.numel(), t.dtype).view(t.shape)
         view.copy_(t)
         return view
 
