@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterable, Sequence
-
-import numpy as np
+from typing import Callable, Iterable, Iterator, Sequence
 
 from .order_fingerprint import order_fingerprint
+from .shuffle_quality import arrival_order
 
 
 @dataclass(frozen=True)
@@ -36,15 +35,18 @@ def time_epochs(loader: Iterable, epochs: Sequence[int], set_epoch: Callable[[in
     for e in epochs:
         if set_epoch is not None:
             set_epoch(e)
-        ids, first = [], None
+        first: list[float] = []
+
+        def noting_first(items: Iterable) -> Iterator:
+            for item in items:
+                if not first:
+                    first.append(time.perf_counter() - start)
+                yield item
+
         start = time.perf_counter()
-        for item in loader:
-            if first is None:
-                first = time.perf_counter() - start
-            ids.append(np.atleast_1d(np.asarray(item["idx"])))
+        order = arrival_order(noting_first(loader))
         seconds = time.perf_counter() - start
-        order = np.concatenate(ids) if ids else np.empty(0, dtype=np.int64)
         out.append(EpochTiming(epoch=e, samples=len(order), seconds=seconds,
-                               first_item_seconds=seconds if first is None else first,
+                               first_item_seconds=first[0] if first else seconds,
                                fingerprint=order_fingerprint(order)))
     return out
