@@ -24,14 +24,14 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 import webdataset as wds
-from torch.utils.data import default_collate, get_worker_info
+from torch.utils.data import default_collate
 from webdataset.shardlists import expand_urls
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from data_gen.layout import WDS_BLOCK
 
 from .epoch_plan import epoch_rng
-from .seeding import current_rank
+from .seeding import current_rank, current_worker
 from .shard_errors import ErrorLog, ShardReadError
 from .shard_index import manifest_counts, parse_npy_header
 
@@ -256,9 +256,8 @@ class _Pipeline(wds.DataPipeline):
 
     def worker_rng(self, *salt: int) -> random.Random:
         """A ``random.Random`` keyed by (seed, epoch, rank, worker, salt): reproducible, distinct per worker."""
-        info = get_worker_info()
         rank = self.rank if self.rank is not None else current_rank()
-        key = [self.seed, self.epoch, rank, info.id if info else 0, *salt]
+        key = [self.seed, self.epoch, rank, current_worker()[0], *salt]
         return random.Random(int(np.random.SeedSequence(key).generate_state(1)[0]))
 
 
