@@ -59,6 +59,19 @@ def test_touch_reads_one_byte_per_page():
     assert touch_pages((torch.from_numpy(data),)) == 3
 
 
+@pytest.mark.parametrize("pages", [0, 1, 3, 16, 17, 100])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.bfloat16])
+def test_touch_reads_the_first_byte_of_every_page_of_a_tensor(pages, dtype):
+    """Small tensors are read by address, large ones through numpy: both read the same bytes, any dtype."""
+    raw = torch.randint(1, 256, (pages * 4096 + 8,), dtype=torch.uint8)   # a partial last page too
+    tensor = raw.view(dtype)
+    expected = int(raw[::4096].sum())
+    assert touch_pages({"x": tensor, "y": 1}) == expected
+    assert touch_pages({"x": tensor.clone().requires_grad_(dtype.is_floating_point)}) == expected
+    if tensor.numel() > 2:
+        assert touch_pages({"x": tensor[::2]}) == 0                        # not contiguous: not touched
+
+
 def test_anonymous_memory_growth_is_seen_and_mmap_pages_are_file_backed(small_data, tmp_path):
     big = tmp_path / "big.npy"
     np.save(big, np.ones(64 << 20, dtype=np.uint8))
