@@ -18,7 +18,8 @@ from typing import Callable, Iterable, NamedTuple
 from torch.utils.data import DataLoader
 
 from .mmap_shards import MmapShardDataset
-from .naive import LoadAllDataset, PerSampleFileDataset, SeedStreamingDataset, export_per_sample_files
+from .naive import (LoadAllDataset, PerSampleFileDataset, SeedStreamingDataset, SeedStreamingTensors,
+                    export_per_sample_files)
 from .page_cache import page_cache_mb_per_s
 from .peers import litdata_loader, missing, prepare_litdata
 from .shard_index import index_shards
@@ -66,6 +67,8 @@ def loaders(data: Path, files_dir: Path, batch_size: int, peers_dir: Path | None
         "one file per sample": through(lambda: PerSampleFileDataset(files_dir), ()),
         "seed pattern (sample shuffle, np.void)": through(lambda: SeedStreamingDataset(index_shards(data).shard_dir),
                                                           per_sample_fast, collate_fn=_identity),
+        "seed pattern, copied into tensors": through(lambda: SeedStreamingTensors(index_shards(data).shard_dir),
+                                                     per_sample_fast),
         "mmap sample shuffle, per sample": through(lambda: MmapShardDataset(data, shuffle="sample"), per_sample_fast),
         "mmap block shuffle, per sample": through(lambda: MmapShardDataset(data, shuffle="block"), per_sample_fast),
         f"mmap block shuffle, batched {batch_size}": through(lambda: MmapShardDataset(data, shuffle="block",

@@ -15,7 +15,7 @@ def test_bench_writes_every_loader_and_ceiling(small_data, tmp_path, capsys):
     assert result["page_cache_mb_per_s"] > 0 and result["samples"] == 103
     loaders = {(r["loader"], r["workers"]) for r in result["rows"]}
     peers = 2 if missing("litdata") is None else 0   # litdata's two loaders, when installed
-    assert len(loaders) == (10 + peers) * 2
+    assert len(loaders) == (11 + peers) * 2
     for r in result["rows"]:
         assert r["samples_per_s"] > 0 and r["runs"][0]["samples"] > 0
         assert abs(r["ratio_to_page_cache"] - r["mb_per_s"] / result["page_cache_mb_per_s"]) < 1e-9

@@ -142,6 +142,22 @@ def test_seed_dataset_duplicates_samples_with_workers(small_data):
     assert len(with_workers) == 2 * 103 and sorted(set(with_workers)) == list(range(103))
 
 
+def test_seed_records_copied_into_tensors_match_the_data_and_collate(small_data):
+    from course_lib.naive import SeedStreamingTensors
+
+    everything = LoadAllDataset(small_data)
+    samples = list(SeedStreamingTensors(small_data / "npy"))
+    assert sorted(s["idx"] for s in samples) == list(range(103))
+    for s in samples[:5]:
+        assert isinstance(s["x"], torch.Tensor) and s["x"].is_contiguous()
+        np.testing.assert_array_equal(s["x"].numpy(), everything[s["idx"]]["x"])
+        assert s["y"] == int(everything[s["idx"]]["y"])
+    s["x"][:] = 0                                     # a copy: writing to it cannot reach the file
+    assert np.load(SeedStreamingTensors(small_data / "npy").shards[0], mmap_mode="r")["x"].any()
+    batch = next(iter(DataLoader(SeedStreamingTensors(small_data / "npy"), batch_size=8)))
+    assert batch["x"].shape[0] == 8 and batch["idx"].shape == (8,)
+
+
 def test_load_all_and_per_sample_files(small_data, tmp_path):
     everything = LoadAllDataset(small_data)
     assert len(everything) == 103 and everything[7]["idx"] == 7
