@@ -31,6 +31,7 @@ from webdataset.tariterators import group_by_keys, tar_file_expander
 from data_gen.layout import WDS_BLOCK
 
 from .epoch_plan import epoch_rng
+from .row_gather import gather_rows
 from .seeding import current_rank, current_worker
 from .shard_errors import ErrorLog, ShardReadError
 from .shard_index import manifest_counts, parse_npy_header
@@ -424,7 +425,7 @@ class _Window:
     def gather(self, rows, y, idx, picked):
         picked = np.sort(picked)  # ascending rows: sequential copies
         x = np.empty((len(picked), rows.shape[1]), dtype=np.uint8)
-        np.take(rows, picked, axis=0, out=x, mode="clip")
+        gather_rows(torch.from_numpy(rows), picked, torch.from_numpy(x))
         return {"x": x.view(self.dtype).reshape(len(picked), *self.sample_shape), "y": y[picked], "idx": idx[picked]}
 
 

@@ -56,6 +56,10 @@ def test_read_records_into_a_given_buffer_and_bad_ids(small_data):
         ds.read_records(np.array([1, 103]))
     with pytest.raises(ValueError, match="out must be"):
         ds.read_records(ids, out=np.zeros(2, dtype=ds.index.dtype))
+    frozen = np.zeros(3, dtype=ds.index.dtype)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="writable=False"):
+        ds.read_records(ids, out=frozen)
     assert len(ds.read_records(np.array([], dtype=np.int64))) == 0
 
 
