@@ -24,6 +24,7 @@ def run_course(out: Path, *, notebooks: Path = PROJECT / "notebooks", data_args:
     import matplotlib
     matplotlib.use("Agg")
     import papermill
+    from traitlets.config import Config
 
     from data_gen import generate
 
@@ -40,6 +41,8 @@ def run_course(out: Path, *, notebooks: Path = PROJECT / "notebooks", data_args:
     if only:
         paths = [p for p in paths if any(p.name.startswith(o) for o in only)]
     executed = []
+    # kernels talk to papermill over Unix sockets, not plain-text TCP on localhost (ipykernel warns about that)
+    local_kernel = Config({"KernelManager": {"transport": "ipc"}})
     if not paths:
         print(f"course: no notebooks in {notebooks} yet; the dataset is ready at {data_dir}")
     previous = os.environ.get(ENV_DIR)
@@ -50,7 +53,7 @@ def run_course(out: Path, *, notebooks: Path = PROJECT / "notebooks", data_args:
             params = _declared(nb, {"data_dir": str(data_dir), **_data_params(data_args), **(parameters or {})})
             print(f"course: executing {nb.name} ...", flush=True)
             papermill.execute_notebook(str(nb), str(nb_out / nb.name), parameters=params, cwd=str(notebooks),
-                                       kernel_name="python3", progress_bar=False)
+                                       kernel_name="python3", progress_bar=False, config=local_kernel)
             executed.append(nb_out / nb.name)
             print(f"course: {nb.name} done in {time.perf_counter() - started:.0f} s", flush=True)
     finally:

@@ -37,7 +37,8 @@ def lab_argv(root_dir: str | Path, *, port: int = 8888, token: str | None = None
              open_browser: bool = True) -> list[str]:
     """The command line that starts JupyterLab on 127.0.0.1 serving ``root_dir``."""
     argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={Path(root_dir).resolve()}",
-            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}"]
+            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+            "--KernelManager.transport=ipc"]            # kernels over Unix sockets, not plain-text TCP
     if token is not None:
         argv += [f"--IdentityProvider.token={token}", "--ServerApp.port_retries=0"]
     if not open_browser:

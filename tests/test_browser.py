@@ -198,3 +198,5 @@ def test_chapter_runs_in_jupyterlab(lab, browser, chapter):
         page.close()
     record = json.loads(sorted((lab["root"] / "verification").glob(f"{chapter}*.json"))[-1].read_text())
     assert record["chapter"] == chapter and record["results"], record
+    server_log = (lab["root"] / "lab.log").read_text()
+    assert "Kernel started" in server_log and "running over TCP" not in server_log  # kernels on Unix sockets
