@@ -147,7 +147,8 @@ def touch_pages(item: Any) -> int:
             nbytes = value.nbytes
             if nbytes <= SMALL_TENSOR_PAGES * PAGE:
                 address = value.data_ptr()
-                total += sum([_byte_at(address + offset).value for offset in range(0, nbytes, PAGE)])
+                for offset in range(0, nbytes, PAGE):
+                    total += _byte_at(address + offset).value
                 continue
             value = value.detach().reshape(-1).view(torch.uint8).numpy()
         elif isinstance(value, np.ndarray):
