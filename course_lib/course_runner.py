@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 PROJECT = Path(__file__).resolve().parents[1]
+KERNEL_TRANSPORT = "ipc"  # kernels talk over Unix sockets, not plain-text TCP on localhost (ipykernel warns of it)
 
 
 def run_course(out: Path, *, notebooks: Path = PROJECT / "notebooks", data_args: dict[str, Any] | None = None,
@@ -41,8 +42,7 @@ def run_course(out: Path, *, notebooks: Path = PROJECT / "notebooks", data_args:
     if only:
         paths = [p for p in paths if any(p.name.startswith(o) for o in only)]
     executed = []
-    # kernels talk to papermill over Unix sockets, not plain-text TCP on localhost (ipykernel warns about that)
-    local_kernel = Config({"KernelManager": {"transport": "ipc"}})
+    local_kernel = Config({"KernelManager": {"transport": KERNEL_TRANSPORT}})
     if not paths:
         print(f"course: no notebooks in {notebooks} yet; the dataset is ready at {data_dir}")
     previous = os.environ.get(ENV_DIR)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .course_runner import PROJECT
+from .course_runner import KERNEL_TRANSPORT, PROJECT
 
 KERNEL_NAME = "python3"
 KERNEL_DISPLAY_NAME = "Python 3 (ipykernel)"
@@ -38,7 +38,7 @@ def lab_argv(root_dir: str | Path, *, port: int = 8888, token: str | None = None
     """The command line that starts JupyterLab on 127.0.0.1 serving ``root_dir``."""
     argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={Path(root_dir).resolve()}",
             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-            "--KernelManager.transport=ipc"]            # kernels over Unix sockets, not plain-text TCP
+            f"--KernelManager.transport={KERNEL_TRANSPORT}"]
     if token is not None:
         argv += [f"--IdentityProvider.token={token}", "--ServerApp.port_retries=0"]
     if not open_browser:
