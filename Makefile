@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 course: setup                   ## generate data, execute every notebook, collect records under $(OUT)/
-	$(PY) -m course_lib.course_runner --out $(OUT)
+	$(PY) -m course_lib.course.course_runner --out $(OUT)
 
 test: setup browser             ## the whole test suite (.ci/run calls exactly this)
 	$(PY) -m pytest
@@ -28,7 +28,7 @@ browser:                        ## Debian's chromium for the JupyterLab browser 
 	  || echo "browser: chromium not installed (not root, or no apt-get): the browser test will be skipped"; }
 
 lab: setup                      ## JupyterLab on 127.0.0.1, opened on notebooks/, with this environment as "Python 3"
-	$(PY) -m course_lib.jupyter_lab --notebooks notebooks
+	$(PY) -m course_lib.course.jupyter_lab --notebooks notebooks
 
 data: setup                     ## only generate the default dataset
 	$(PY) -m data_gen generate --out $(OUT)/data

@@ -1,24 +1,51 @@
-"""The course's helper library: streaming loaders, throughput measurement and verification records."""
-from .epoch_boundaries import EpochTiming, time_epochs
-from .epoch_plan import EpochPlan
-from .memory import MemorySnapshot, PeakMemory, available_mb, memory_snapshot
-from .mmap_shards import MmapShardDataset
-from .order_fingerprint import Coverage, coverage, order_fingerprint
-from .seeding import SharedEpoch, seed_everything, seed_worker, worker_rng
-from .shard_index import ShardError, count_samples, index_shards
-from .http_shards import ShardServer, serve_shards
-from .shard_errors import ErrorLog, ShardReadError
-from .shuffle_quality import arrival_order, shuffle_quality
-from .throughput import SEED_BAR, ThroughputResult, measure_throughput
-from .verification import load_records, start_chapter, verification_checkpoint
-from .webdataset_pipeline import make_block_webdataset, make_webdataset
+"""The course's helper library. Notebooks import from here only; each name lives in one role folder:
+
+- ``loaders/``  plan an epoch and read it: memory-mapped shards, WebDataset tars, HTTP, the device
+- ``measure/``  throughput, memory, page-cache ceilings, order statistics, epoch boundaries, the benchmark
+- ``teaching/`` the naive loaders the course warns against (the seed chapter's code), kept to be measured
+- ``course/``   verification records, tables, plots, the course runner and the JupyterLab launcher
+"""
+# loaders: plan -> index -> read -> batch -> (workers) -> device
+from .loaders.epoch_plan import EpochPlan
+from .loaders.shard_index import ShardError, count_samples, index_shards, manifest_counts
+from .loaders.mmap_shards import MmapShardDataset
+from .loaders.seeding import SharedEpoch, seed_everything, seed_worker, worker_rng
+from .loaders.shard_errors import ErrorLog, ShardReadError
+from .loaders.webdataset_pipeline import make_block_webdataset, make_webdataset, shard_urls
+from .loaders.http_shards import ShardServer, serve_shards
+from .loaders.device_transfer import DeviceLoader, compare_modes, default_device
+# measure: numbers from this machine
+from .measure.throughput import SEED_BAR, ThroughputResult, measure_throughput
+from .measure.memory import MemorySnapshot, PeakMemory, available_mb, memory_snapshot
+from .measure.page_cache import evict, page_cache_mb_per_s, resident_fraction
+from .measure.shuffle_quality import arrival_order, shuffle_quality
+from .measure.order_fingerprint import Coverage, coverage, order_fingerprint
+from .measure.epoch_boundaries import EpochTiming, time_epochs
+# teaching: what the course warns against
+from .teaching.naive import (SEED_EPOCH_ITERATOR_SOURCE, SEED_STREAMING_SOURCE, LoadAllDataset, PerSampleFileDataset,
+                             SeedStreamingDataset, SeedStreamingTensors, exec_seed_code, export_per_sample_files,
+                             load_shards_measuring_memory)
+# course: records, tables and plots of what was measured
+from .course.verification import environment_summary, load_records, start_chapter, verification_checkpoint
+from .course.tables import Table, results_table
+from .course.plots import epoch_start_bars, image_grid, memory_bars, plot_plan, throughput_bars
+from .course.resume_run import resumable_loader
 
 __all__ = [
-    "ErrorLog", "ShardReadError", "ShardServer", "arrival_order", "make_block_webdataset", "make_webdataset",
-    "serve_shards", "shuffle_quality",
-    "EpochPlan", "MemorySnapshot", "MmapShardDataset", "PeakMemory", "SEED_BAR", "ShardError", "ThroughputResult",
-    "available_mb", "count_samples", "index_shards", "load_records", "measure_throughput", "memory_snapshot",
-    "start_chapter", "verification_checkpoint",
-    "Coverage", "EpochTiming", "SharedEpoch", "coverage", "order_fingerprint", "seed_everything", "seed_worker",
-    "time_epochs", "worker_rng",
+    # loaders
+    "EpochPlan", "ShardError", "count_samples", "index_shards", "manifest_counts", "MmapShardDataset",
+    "SharedEpoch", "seed_everything", "seed_worker", "worker_rng", "ErrorLog", "ShardReadError",
+    "make_block_webdataset", "make_webdataset", "shard_urls", "ShardServer", "serve_shards",
+    "DeviceLoader", "compare_modes", "default_device",
+    # measure
+    "SEED_BAR", "ThroughputResult", "measure_throughput", "MemorySnapshot", "PeakMemory", "available_mb",
+    "memory_snapshot", "evict", "page_cache_mb_per_s", "resident_fraction", "arrival_order", "shuffle_quality",
+    "Coverage", "coverage", "order_fingerprint", "EpochTiming", "time_epochs",
+    # teaching
+    "SEED_EPOCH_ITERATOR_SOURCE", "SEED_STREAMING_SOURCE", "LoadAllDataset", "PerSampleFileDataset",
+    "SeedStreamingDataset", "SeedStreamingTensors", "exec_seed_code", "export_per_sample_files",
+    "load_shards_measuring_memory",
+    # course
+    "environment_summary", "load_records", "start_chapter", "verification_checkpoint", "Table", "results_table",
+    "epoch_start_bars", "image_grid", "memory_bars", "plot_plan", "throughput_bars", "resumable_loader",
 ]

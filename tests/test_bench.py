@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from course_lib.bench import format_table, main
-from course_lib.peers import missing
+from course_lib.measure.bench import format_table, main
+from course_lib.measure.peers import missing
 
 
 def test_bench_writes_every_loader_and_ceiling(small_data, tmp_path, capsys):
@@ -23,7 +23,7 @@ def test_bench_writes_every_loader_and_ceiling(small_data, tmp_path, capsys):
 
 
 def test_only_filters_loaders_and_missing_peers_are_reported(small_data, tmp_path):
-    from course_lib.bench import run
+    from course_lib.measure.bench import run
 
     result = run(small_data, repeat=1, workers=[None], batch_size=16, progress=False, only="no shuffle",
                  peers_dir=tmp_path / "peers")
@@ -38,8 +38,8 @@ def test_litdata_sees_every_sample_once(small_data, tmp_path):
     import pytest
 
     pytest.importorskip("litdata")
-    from course_lib.peers import litdata_loader, prepare_litdata
-    from course_lib.shuffle_quality import arrival_order
+    from course_lib.measure.peers import litdata_loader, prepare_litdata
+    from course_lib.measure.shuffle_quality import arrival_order
 
     prepared = prepare_litdata(small_data, tmp_path / "litdata")
     assert prepare_litdata(small_data, tmp_path / "litdata") == prepared       # converted once, then reused

@@ -16,8 +16,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib.course_runner import _data_params, parameterize
-from course_lib.jupyter_lab import lab_argv, lab_env, register_kernel
+from course_lib.course.course_runner import _data_params, parameterize
+from course_lib.course.jupyter_lab import lab_argv, lab_env, register_kernel
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "build" / "screenshots"

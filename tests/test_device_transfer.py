@@ -9,8 +9,8 @@ import torch
 from course_lib import MmapShardDataset
 import numpy as np
 
-from course_lib.device_transfer import MODES, DeviceLoader, compare_modes, record_fields
-from course_lib.mmap_shards import batch_tensors
+from course_lib.loaders.device_transfer import MODES, DeviceLoader, compare_modes, record_fields
+from course_lib.loaders.mmap_shards import batch_tensors
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib.epoch_plan import SHUFFLE_MODES, EpochPlan, block_table, rank_bounds
+from course_lib.loaders.epoch_plan import SHUFFLE_MODES, EpochPlan, block_table, rank_bounds
 
 shard_sizes = st.lists(st.integers(min_value=0, max_value=37), min_size=1, max_size=6).filter(lambda s: sum(s) > 0)
 
@@ -75,7 +75,7 @@ def test_epochs_differ_and_seeds_differ(mode):
 
 
 def test_order_is_the_same_in_a_new_process_and_ignores_global_rng():
-    code = ("from course_lib.epoch_plan import EpochPlan; import numpy as np; np.random.seed(123);"
+    code = ("from course_lib.loaders.epoch_plan import EpochPlan; import numpy as np; np.random.seed(123);"
             "print(EpochPlan([50, 31], block_size=4, shuffle='block', seed=5, epoch=2).ids(0, 81).tolist())")
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
             for _ in range(2)}

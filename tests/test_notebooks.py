@@ -12,8 +12,8 @@ import nbformat
 import pytest
 
 import course_lib
-from course_lib.course_runner import run_course
-from course_lib.verification import load_records
+from course_lib.course.course_runner import run_course
+from course_lib.course.verification import load_records
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib.row_gather import gather_rows
+from course_lib.loaders.row_gather import gather_rows
 
 
 @settings(max_examples=60, deadline=None)

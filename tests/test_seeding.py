@@ -14,10 +14,10 @@ from torch.utils.data import DataLoader, IterableDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from course_lib import MmapShardDataset, arrival_order, make_webdataset
-from course_lib.epoch_boundaries import time_epochs
-from course_lib.naive import SEED_EPOCH_ITERATOR_SOURCE, SeedStreamingDataset, exec_seed_code
-from course_lib.order_fingerprint import coverage, epoch_orders, order_fingerprint
-from course_lib.seeding import SharedEpoch, seed_everything, seed_worker, worker_rng, worker_seed_sequence
+from course_lib.measure.epoch_boundaries import time_epochs
+from course_lib.teaching.naive import SEED_EPOCH_ITERATOR_SOURCE, SeedStreamingDataset, exec_seed_code
+from course_lib.measure.order_fingerprint import coverage, epoch_orders, order_fingerprint
+from course_lib.loaders.seeding import SharedEpoch, seed_everything, seed_worker, worker_rng, worker_seed_sequence
 
 TOTAL = 103  # samples in the small_data fixture
 
@@ -101,7 +101,7 @@ def test_seed_epoch_iterator_is_not_reproducible(small_data):
 
 
 def fingerprints_in_subprocess(data, loader: str, workers: int = 0) -> dict[str, str]:
-    out = subprocess.run([sys.executable, "-m", "course_lib.order_fingerprint", "--data", str(data),
+    out = subprocess.run([sys.executable, "-m", "course_lib.measure.order_fingerprint", "--data", str(data),
                           "--loader", loader, "--seed", "42", "--epochs", "0", "1", "2", "--workers", str(workers)],
                          capture_output=True, text=True, check=True, timeout=120)
     return json.loads(out.stdout)
@@ -120,7 +120,7 @@ def test_order_is_a_function_of_seed_and_epoch_across_processes(small_data, load
 
 
 def test_fingerprint_cli_rejects_bad_arguments(small_data):
-    out = subprocess.run([sys.executable, "-m", "course_lib.order_fingerprint", "--data", str(small_data),
+    out = subprocess.run([sys.executable, "-m", "course_lib.measure.order_fingerprint", "--data", str(small_data),
                           "--workers", "-1"], capture_output=True, text=True)
     assert out.returncode == 2 and "--workers" in out.stderr
 
@@ -198,7 +198,7 @@ def test_resampled_stream_repeats_and_misses_samples_reproducibly(small_data):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_resume_in_a_fresh_process(small_data, tmp_path, workers):
     def part(name, *extra):
-        subprocess.run([sys.executable, "-m", "course_lib.resume_run", "--data", str(small_data), "--state",
+        subprocess.run([sys.executable, "-m", "course_lib.course.resume_run", "--data", str(small_data), "--state",
                         str(tmp_path / "state.json"), "--ids", str(tmp_path / name), "--batch-size", "8",
                         "--workers", str(workers), "--seed", "3", "--epoch", "1", *extra],
                        check=True, capture_output=True, timeout=120)
@@ -212,7 +212,7 @@ def test_resume_in_a_fresh_process(small_data, tmp_path, workers):
 
 
 def test_resume_run_rejects_bad_arguments(small_data, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "course_lib.resume_run", "--data", str(small_data), "--state",
+    out = subprocess.run([sys.executable, "-m", "course_lib.course.resume_run", "--data", str(small_data), "--state",
                           str(tmp_path / "s.json"), "--ids", str(tmp_path / "i.npy"), "--stop-after", "0"],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "--stop-after" in out.stderr

@@ -10,9 +10,9 @@ from torch.utils.data import DataLoader
 
 from course_lib import (MmapShardDataset, load_records, measure_throughput, memory_snapshot,
                         start_chapter, verification_checkpoint)
-from course_lib.naive import (SEED_STREAMING_SOURCE, LoadAllDataset, PerSampleFileDataset, SeedStreamingDataset,
+from course_lib.teaching.naive import (SEED_STREAMING_SOURCE, LoadAllDataset, PerSampleFileDataset, SeedStreamingDataset,
                               exec_seed_code, export_per_sample_files)
-from course_lib.throughput import count_samples_in, touch_pages
+from course_lib.measure.throughput import count_samples_in, touch_pages
 
 
 def batches(sizes, width=10):
@@ -143,7 +143,7 @@ def test_seed_dataset_duplicates_samples_with_workers(small_data):
 
 
 def test_seed_records_copied_into_tensors_match_the_data_and_collate(small_data):
-    from course_lib.naive import SeedStreamingTensors
+    from course_lib.teaching.naive import SeedStreamingTensors
 
     everything = LoadAllDataset(small_data)
     samples = list(SeedStreamingTensors(small_data / "npy"))

@@ -1,6 +1,6 @@
 """Fingerprints of an epoch's order, so two runs (or two processes) can be compared with one short string.
 
-    python -m course_lib.order_fingerprint --data build/data --loader mmap --seed 42 --epochs 0 1 2
+    python -m course_lib.measure.order_fingerprint --data build/data --loader mmap --seed 42 --epochs 0 1 2
 
 prints ``{"0": "...", "1": "...", "2": "..."}``: the fingerprint of each epoch's arrival order, computed in
 this fresh process.
@@ -70,13 +70,13 @@ def epoch_orders(loader: Iterable, epochs: Sequence[int], set_epoch: Callable[[i
     return out
 
 
-def make_loader(data: str | Path, kind: str, *, seed: int, workers: int = 0, shards: int | None = None):
+def fingerprint_loader(data: str | Path, kind: str, *, seed: int, workers: int = 0, shards: int | None = None):
     """A course loader over ``data`` by name (see ``LOADERS``) and the function that sets its epoch.
 
     ``shards`` limits the webdataset loader to the first tar shards (its per-sample pipeline is slow).
     """
-    from .mmap_shards import MmapShardDataset
-    from .webdataset_pipeline import make_webdataset, shard_urls
+    from ..loaders.mmap_shards import MmapShardDataset
+    from ..loaders.webdataset_pipeline import make_webdataset, shard_urls
 
     if kind == "mmap":
         ds = MmapShardDataset(data, seed=seed)
@@ -92,7 +92,7 @@ def make_loader(data: str | Path, kind: str, *, seed: int, workers: int = 0, sha
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: print each epoch's fingerprint as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m course_lib.order_fingerprint", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m course_lib.measure.order_fingerprint", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path, help="a data_gen directory")
     parser.add_argument("--loader", default="mmap", choices=LOADERS)
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--workers must be >= 0, got {args.workers}")
     if args.shards is not None and (args.shards < 1 or args.loader != "webdataset"):
         parser.error(f"--shards must be >= 1 and is for --loader webdataset, got {args.shards}")
-    loader, set_epoch = make_loader(args.data, args.loader, seed=args.seed, workers=args.workers,
+    loader, set_epoch = fingerprint_loader(args.data, args.loader, seed=args.seed, workers=args.workers,
                                     shards=args.shards)
     orders = epoch_orders(loader, args.epochs, set_epoch)
     print(json.dumps({str(e): order_fingerprint(o) for e, o in orders.items()}))

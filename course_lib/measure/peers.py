@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .shard_index import index_shards
+from ..loaders.shard_index import index_shards
 
 
 def missing(package: str) -> str | None:

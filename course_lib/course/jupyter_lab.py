@@ -1,6 +1,6 @@
 """Open the course in JupyterLab from the project's environment (what ``make lab`` runs).
 
-    python -m course_lib.jupyter_lab [--port 8888] [--no-browser]
+    python -m course_lib.course.jupyter_lab [--port 8888] [--no-browser]
 
 Registers this environment's Python as the ``python3`` kernel ("Python 3" in the launcher), prefers the
 environment's Jupyter paths over a user's own kernels, and serves ``notebooks/`` on 127.0.0.1 only.
@@ -50,7 +50,7 @@ def lab_argv(root_dir: str | Path, *, port: int = 8888, token: str | None = None
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: register the kernel and run JupyterLab in the foreground."""
-    parser = argparse.ArgumentParser(prog="python -m course_lib.jupyter_lab", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m course_lib.course.jupyter_lab", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=8888)
     parser.add_argument("--notebooks", type=Path, default=PROJECT / "notebooks")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset
 
-from .shard_index import index_shards
+from ..loaders.shard_index import index_shards
 
 SEED_STREAMING_SOURCE = '''\
 import numpy as np
@@ -126,7 +126,7 @@ def load_shards_measuring_memory(root: str | Path) -> list[tuple[float, float]]:
     The list of arrays is released when the function returns: the curve is what a load-everything
     loader would hold.
     """
-    from .memory import memory_snapshot
+    from ..measure.memory import memory_snapshot
 
     index = index_shards(root)
     held, points, loaded = [], [(0.0, memory_snapshot(include_children=False).anon_mb)], 0

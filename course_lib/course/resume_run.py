@@ -1,7 +1,7 @@
 """One epoch of a training loop that can be stopped and resumed in a fresh process (chapter 04).
 
-    python -m course_lib.resume_run --data build/data --state run/state.json --ids run/part1.npy --stop-after 5
-    python -m course_lib.resume_run --data build/data --state run/state.json --ids run/part2.npy
+    python -m course_lib.course.resume_run --data build/data --state run/state.json --ids run/part1.npy --stop-after 5
+    python -m course_lib.course.resume_run --data build/data --state run/state.json --ids run/part2.npy
 
 The first call reads 5 batches through torchdata's ``StatefulDataLoader`` over ``MmapShardDataset``, writes the
 loader's ``state_dict()`` as JSON (atomically) and the sample indices it consumed; the second call finds the
@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from .mmap_shards import MmapShardDataset
-from .shuffle_quality import arrival_order
+from ..loaders.mmap_shards import MmapShardDataset
+from ..measure.shuffle_quality import arrival_order
 
 # torchdata 0.11 calls torch.set_vital, which torch 2.13 deprecates: harmless, and not the learner's to fix.
 warnings.filterwarnings("ignore", message="'set_vital' is deprecated", category=UserWarning)
 
 
-def make_loader(data: str | Path, *, seed: int = 0, epoch: int = 0, batch_size: int = 64,
+def resumable_loader(data: str | Path, *, seed: int = 0, epoch: int = 0, batch_size: int = 64,
                 workers: int = 0) -> StatefulDataLoader:
     """The resumable loader: batches from ``MmapShardDataset`` through a ``StatefulDataLoader``."""
     ds = MmapShardDataset(data, seed=seed, batch_size=batch_size)
@@ -57,7 +57,7 @@ def _write_json(path: Path, value: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: one part of a resumable epoch."""
-    parser = argparse.ArgumentParser(prog="python -m course_lib.resume_run", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m course_lib.course.resume_run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path, help="a data_gen directory")
     parser.add_argument("--state", required=True, type=Path, help="JSON loader state: read if present, then written")
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.workers < 0:
         parser.error(f"--workers must be >= 0, got {args.workers}")
-    loader = make_loader(args.data, seed=args.seed, epoch=args.epoch, batch_size=args.batch_size,
+    loader = resumable_loader(args.data, seed=args.seed, epoch=args.epoch, batch_size=args.batch_size,
                          workers=args.workers)
     ids = run_part(loader, args.state, args.stop_after)
     args.ids.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 from typing import Any, Iterable, Mapping, Sequence
 
-from .throughput import SEED_BAR, ThroughputResult
+from ..measure.throughput import SEED_BAR, ThroughputResult
 
 
 class Table:

@@ -7,7 +7,7 @@ it needs anyway, since ``x`` is a strided view of the records) and starts ``non_
 CUDA stream, so the next batch travels while the current one is used. On a CPU-only machine it simply yields
 the batches (``.to("cpu")`` is a no-op), so the same training loop runs everywhere.
 
-    python -m course_lib.device_transfer --data build/data   # pageable vs pinned vs pinned + prefetch
+    python -m course_lib.loaders.device_transfer --data build/data   # pageable vs pinned vs pinned + prefetch
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import torch
 
-from .throughput import ThroughputResult
+from ..measure.throughput import ThroughputResult
 
 Batch = dict[str, torch.Tensor]
 MODES = ("pageable", "pinned", "pinned+prefetch", "direct")
@@ -174,7 +174,7 @@ def compare_modes(data: str | Path, *, batch_size: int = 256, device: str | torc
     so prefetching has something to overlap with.
     """
     from .mmap_shards import MmapShardDataset
-    from .throughput import measure_throughput
+    from ..measure.throughput import measure_throughput
 
     ds = MmapShardDataset(data, batch_size=batch_size, seed=seed)
     out = []
@@ -200,7 +200,7 @@ def _each(loader: Iterable[Batch], step) -> Iterator[Batch]:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: print the transfer modes side by side as JSON lines."""
-    parser = argparse.ArgumentParser(prog="python -m course_lib.device_transfer", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m course_lib.loaders.device_transfer", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path, help="a data_gen directory")
     parser.add_argument("--batch-size", type=int, default=256)

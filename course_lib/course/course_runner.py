@@ -1,6 +1,6 @@
 """Run the whole course: generate the default dataset, execute every notebook, collect records, plot.
 
-    python -m course_lib.course_runner --out build [--samples N ...] [--notebooks notebooks]
+    python -m course_lib.course.course_runner --out build [--samples N ...] [--notebooks notebooks]
 
 Writes ``OUT/data`` (the dataset), ``OUT/notebooks`` (executed copies), ``OUT/verification`` (one JSON
 record per chapter run) and ``OUT/throughput.png`` (every chapter's measured throughput).
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 KERNEL_TRANSPORT = "ipc"  # kernels talk over Unix sockets, not plain-text TCP on localhost (ipykernel warns of it)
 
 
@@ -104,7 +104,7 @@ def _declared(nb: Path, candidates: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(prog="python -m course_lib.course_runner", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m course_lib.course.course_runner", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=PROJECT / "build")
     parser.add_argument("--notebooks", type=Path, default=PROJECT / "notebooks")

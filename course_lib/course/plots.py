@@ -7,7 +7,7 @@ from typing import Any, Iterable, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .throughput import SEED_BAR, ThroughputResult
+from ..measure.throughput import SEED_BAR, ThroughputResult
 
 
 def throughput_bars(results: Sequence[ThroughputResult], *, ax=None, ceiling_mb_s: float | None = None,

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 import psutil
 
 from .tables import Table
-from .throughput import SEED_BAR, ThroughputResult
+from ..measure.throughput import SEED_BAR, ThroughputResult
 
 PACKAGES = ("numpy", "torch", "webdataset", "torchdata", "matplotlib", "papermill", "nbval", "tqdm", "psutil")
 ENV_DIR = "COURSE_VERIFICATION_DIR"
@@ -31,7 +31,7 @@ def default_out_dir() -> Path:
     """``$COURSE_VERIFICATION_DIR`` if set, else ``build/verification`` in the project root."""
     if os.environ.get(ENV_DIR):
         return Path(os.environ[ENV_DIR])
-    return Path(__file__).resolve().parents[1] / "build" / "verification"
+    return Path(__file__).resolve().parents[2] / "build" / "verification"
 
 
 def backend() -> str:

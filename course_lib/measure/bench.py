@@ -1,0 +1,180 @@
+"""Loader benchmark: every loading strategy on one dataset, side by side in one run (figures, not a test).
+
+    python -m course_lib.measure.bench --data build/data --out build/bench.json [--repeat 3] [--max-samples N]
+
+Prints samples/s, MB/s and the ratio to the page-cache read speed of the same files (median of
+``--repeat`` runs each), and writes the table as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable, NamedTuple
+
+from torch.utils.data import DataLoader
+
+from ..loaders.mmap_shards import MmapShardDataset
+from ..teaching.naive import (LoadAllDataset, PerSampleFileDataset, SeedStreamingDataset, SeedStreamingTensors,
+                    export_per_sample_files)
+from .page_cache import page_cache_mb_per_s
+from .peers import litdata_loader, missing, prepare_litdata
+from ..loaders.shard_index import index_shards
+from .throughput import measure_throughput
+from ..course.verification import backend, package_versions
+from ..loaders.webdataset_pipeline import make_block_webdataset, make_webdataset
+
+SLOW_CAP = 10_000  # samples measured per run for per-sample tar/file loaders and per-sample rows with workers
+
+
+def _identity(item):
+    return item
+
+
+def stock_webdataset(data: Path):
+    """The seed chapter's pipeline shape, as webdataset's README writes it (its decoders can unpickle)."""
+    import webdataset as wds
+
+    urls = [str(p) for p in sorted((Path(data) / "wds").glob("shard_*.tar"))]
+    return (wds.WebDataset(urls, shardshuffle=False, empty_check=False).shuffle(1000).decode()
+            .to_tuple("x.npy", "cls", "idx"))
+
+
+class Loader(NamedTuple):
+    """A compared loader: ``make(num_workers)`` builds it (None: no DataLoader); ``full`` lists the worker
+    settings fast enough to time over whole epochs (None: all), the others are capped at ``SLOW_CAP`` samples."""
+
+    make: Callable[[int | None], Iterable]
+    full: tuple[int | None, ...] | None
+
+
+def loaders(data: Path, files_dir: Path, batch_size: int, peers_dir: Path | None = None) -> dict[str, Loader]:
+    """Every loader compared, by name (peer libraries only when installed and ``peers_dir`` is given)."""
+    def through(make_ds, full, **kw) -> Loader:
+        def factory(workers):
+            ds = make_ds()
+            if workers is None:
+                return ds
+            return DataLoader(ds, batch_size=None, num_workers=workers, **kw)
+        return Loader(factory, full)
+
+    per_sample_fast = (None, 0)
+    return {
+        "load everything (RAM)": through(lambda: LoadAllDataset(data), (None,)),
+        "one file per sample": through(lambda: PerSampleFileDataset(files_dir), ()),
+        "seed pattern (sample shuffle, np.void)": through(lambda: SeedStreamingDataset(index_shards(data).shard_dir),
+                                                          per_sample_fast, collate_fn=_identity),
+        "seed pattern, copied into tensors": through(lambda: SeedStreamingTensors(index_shards(data).shard_dir),
+                                                     per_sample_fast),
+        "mmap sample shuffle, per sample": through(lambda: MmapShardDataset(data, shuffle="sample"), per_sample_fast),
+        "mmap block shuffle, per sample": through(lambda: MmapShardDataset(data, shuffle="block"), per_sample_fast),
+        f"mmap block shuffle, batched {batch_size}": through(lambda: MmapShardDataset(data, shuffle="block",
+                                                                                      batch_size=batch_size),
+                                                             None),
+        f"mmap no shuffle, batched {batch_size}": through(lambda: MmapShardDataset(data, shuffle="none",
+                                                                                   batch_size=batch_size),
+                                                          None),
+        "webdataset stock (shuffle 1000, decode)": through(lambda: stock_webdataset(data), (), collate_fn=_identity),
+        "webdataset make_webdataset (per sample)": through(lambda: make_webdataset(data), ()),
+        f"webdataset blocks, batched {batch_size}": through(lambda: make_block_webdataset(data,
+                                                                                         batch_size=batch_size),
+                                                            None),
+        **(_litdata_loaders(data, peers_dir, batch_size) if peers_dir is not None else {}),
+    }
+
+
+def _litdata_loaders(data: Path, peers_dir: Path, batch_size: int) -> dict[str, Loader]:
+    """litdata's StreamingDataset on the same samples, converted once (not timed); {} when not installed."""
+    if missing("litdata"):
+        return {}
+    prepared = prepare_litdata(data, peers_dir / "litdata")
+    return {
+        "litdata StreamingDataset (shuffle, per sample)": Loader(
+            lambda w: litdata_loader(prepared, num_workers=w), (None, 0)),
+        f"litdata StreamingDataLoader (shuffle, batched {batch_size})": Loader(
+            lambda w: litdata_loader(prepared, batch_size=batch_size, num_workers=w), (None, 0)),
+    }
+
+
+def run(data: Path, *, repeat: int = 3, workers: Iterable[int | None] = (None, 0, 2), batch_size: int = 256,
+        max_samples: int | None = None, per_sample_files: int = 5000, progress: bool = True,
+        only: str | None = None, peers_dir: Path | None = None) -> dict:
+    """Measure every loader x worker setting ``repeat`` times; return the JSON-ready table.
+
+    ``only`` keeps the loaders whose name contains it; peers (litdata) are measured when installed, with
+    their converted copy of the data in ``peers_dir`` (default: ``peers/`` beside ``data``).
+    """
+    index = index_shards(data)
+    ceiling = page_cache_mb_per_s(index.paths)
+    ceiling_1m = page_cache_mb_per_s(index.paths, chunk=1 << 20)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        files_dir = export_per_sample_files(data, Path(tmp) / "files", limit=per_sample_files)
+        peers_dir = Path(data).resolve().parent / "peers" if peers_dir is None else peers_dir
+        for name, spec in loaders(data, files_dir, batch_size, peers_dir).items():
+            if only and only not in name:
+                continue
+            for w in workers:
+                label = f"{name} [{'no DataLoader' if w is None else f'DataLoader, {w} workers'}]"
+                loader = spec.make(w)  # one object, iterated `repeat` times: like epochs of one training run
+                whole = spec.full is None or w in spec.full
+                cap = max_samples if whole else min(max_samples or SLOW_CAP, SLOW_CAP)
+                runs = [measure_throughput(loader, bytes_per_sample=index.bytes_per_sample, warmup=1,
+                                           max_samples=cap, progress=progress, label=label)
+                        for _ in range(repeat)]
+                sps = statistics.median(r.samples_per_s for r in runs)
+                mbps = statistics.median(r.mb_per_s for r in runs)
+                rows.append({"loader": name, "workers": w, "samples_per_s": sps, "mb_per_s": mbps,
+                             "ratio_to_page_cache": mbps / ceiling, "runs": [r.as_dict() for r in runs]})
+                if progress:
+                    print(f"  {label}: {sps:,.0f} samples/s, {mbps:,.0f} MB/s", file=sys.stderr)
+    return {"data": str(data), "samples": len(index), "bytes_per_sample": index.bytes_per_sample,
+            "page_cache_mb_per_s": ceiling, "page_cache_1mib_mb_per_s": ceiling_1m, "repeat": repeat,
+            "backend": backend(), "packages": package_versions(), "rows": rows,
+            "skipped": [reason for reason in [missing("litdata")] if reason]}
+
+
+def format_table(result: dict) -> str:
+    """The benchmark as a fixed-width text table."""
+    lines = [f"data: {result['data']} ({result['samples']:,} samples x {result['bytes_per_sample']:,} B), "
+             f"median of {result['repeat']}",
+             f"page-cache sequential read: {result['page_cache_mb_per_s']:,.0f} MB/s (8 MiB chunks), "
+             f"{result['page_cache_1mib_mb_per_s']:,.0f} MB/s (1 MiB chunks)",
+             f"{'loader':<48} {'workers':>13} {'samples/s':>12} {'MB/s':>9} {'of page cache':>14}"]
+    for r in result["rows"]:
+        w = "-" if r["workers"] is None else str(r["workers"])
+        lines.append(f"{r['loader']:<48} {w:>13} {r['samples_per_s']:>12,.0f} {r['mb_per_s']:>9,.0f} "
+                     f"{r['ratio_to_page_cache']:>13.0%}")
+    lines += [f"skipped: {reason}" for reason in result.get("skipped", [])]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(prog="python -m course_lib.measure.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, type=Path, help="a data_gen directory")
+    parser.add_argument("--out", type=Path, help="write the table as JSON here")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--max-samples", type=int, default=None, help="cap each measured loop")
+    parser.add_argument("--workers", default="none,0,2", help="comma list: none (no DataLoader) and/or counts")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--only", default=None, help="measure only loaders whose name contains this text")
+    args = parser.parse_args(argv)
+    workers = [None if w.strip() == "none" else int(w) for w in args.workers.split(",")]
+    result = run(args.data, repeat=args.repeat, workers=workers, batch_size=args.batch_size,
+                 max_samples=args.max_samples, progress=not args.no_progress, only=args.only)
+    print(format_table(result))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
