@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import os
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -88,9 +90,10 @@ def test_committed_notebook_is_clean(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_does_not_redefine_course_lib(path):
     public = set(course_lib.__all__)
-    for module in ("naive", "plots", "tables", "page_cache", "bench", "epoch_plan", "shard_index"):
-        mod = __import__(f"course_lib.{module}", fromlist=["_"])
-        public |= {n for n in vars(mod) if not n.startswith("_")}
+    for info in pkgutil.walk_packages(course_lib.__path__, "course_lib."):
+        mod = importlib.import_module(info.name)
+        public |= {n for n, v in vars(mod).items()
+                   if not n.startswith("_") and getattr(v, "__module__", None) == info.name}
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if cell.cell_type != "code":
