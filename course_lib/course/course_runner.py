@@ -50,7 +50,8 @@ def run_course(out: Path, *, notebooks: Path = PROJECT / "notebooks", data_args:
     try:
         for nb in paths:
             started = time.perf_counter()
-            params = _declared(nb, {"data_dir": str(data_dir), **_data_params(data_args), **(parameters or {})})
+            params = _declared(nb, {"data_dir": str(data_dir), "use_solutions": True, **_data_params(data_args),
+                                    **(parameters or {})})
             print(f"course: executing {nb.name} ...", flush=True)
             papermill.execute_notebook(str(nb), str(nb_out / nb.name), parameters=params, cwd=str(notebooks),
                                        kernel_name="python3", progress_bar=False, config=local_kernel)
