@@ -17,6 +17,10 @@ One block-WebDataset shard ``wdsb/shard_0000.tar`` holds the same samples pre-ba
 ``WDS_BLOCK`` consecutive samples (key = index of its first sample) the members ``<key>.x.npy``
 (``(n, *shape)`` uint8), ``<key>.y.npy`` and ``<key>.idx.npy`` (``(n,)`` int64). Few large members make
 the tar cheap to parse: the fast WebDataset path.
+
+One image-WebDataset shard ``img/shard_0000.tar`` holds, per sample with key ``%09d`` of its index, the
+encoded image as it would be stored on disk (``<key>.jpg`` or ``<key>.png``: compressed bytes, decoded by the
+reader — the decode-bound regime), ``<key>.cls`` and ``<key>.idx`` (decimal text). Nothing in it is a pickle.
 """
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ FORMAT_VERSION = 1
 FORMATS = ("npy", "wds", "wdsb")
 WDS_BLOCK = 256
 SHARD_NAME = "shard_{:04d}"
-EXTENSIONS = {"npy": ".npy", "wds": ".tar", "wdsb": ".tar"}
+EXTENSIONS = {"npy": ".npy", "wds": ".tar", "wdsb": ".tar", "img": ".tar"}
+IMAGE_EXTENSIONS = ("jpg", "png")  # the image members an ``img`` shard may carry
 MANIFEST_NAME = "manifest.json"
 KEY_WIDTH = 9
 

@@ -8,7 +8,7 @@ import numpy as np
 import webdataset as wds
 
 from .atomic import atomic_open
-from .layout import WDS_BLOCK, record_dtype, sample_key
+from .layout import IMAGE_EXTENSIONS, WDS_BLOCK, record_dtype, sample_key
 
 
 def write_npy_shard(path: Path, xs: np.ndarray, ys: np.ndarray, first_index: int) -> None:
@@ -58,6 +58,20 @@ def write_wdsb_shard(path: Path, xs: np.ndarray, ys: np.ndarray, first_index: in
                     "y.npy": npy_bytes(ys[start:stop].astype(np.int64)),
                     "idx.npy": npy_bytes(np.arange(first_index + start, first_index + stop, dtype=np.int64)),
                 })
+
+
+def write_img_shard(path: Path, images: list[tuple[bytes, str]], ys: np.ndarray, first_index: int) -> None:
+    """Write encoded images (``(bytes, "jpg" | "png")`` each, stored as they are) with labels as a WebDataset tar."""
+    if len(images) != len(ys):
+        raise ValueError(f"{path}: {len(images)} images but {len(ys)} labels")
+    with atomic_open(path) as f:
+        with wds.TarWriter(f, encoder=False, mtime=0) as sink:
+            for i, ((data, ext), y) in enumerate(zip(images, ys)):
+                if ext not in IMAGE_EXTENSIONS:
+                    raise ValueError(f"{path}: image extension must be one of {IMAGE_EXTENSIONS}, got {ext!r}")
+                index = first_index + i
+                sink.write({"__key__": sample_key(index), ext: bytes(data), "cls": str(int(y)).encode(),
+                            "idx": str(index).encode()})
 
 
 WRITERS = {"npy": write_npy_shard, "wds": write_wds_shard, "wdsb": write_wdsb_shard}
