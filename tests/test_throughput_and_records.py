@@ -132,9 +132,12 @@ def test_record_says_clears_or_below_the_seed_bar(tmp_path, small_data, rate, ve
     assert rec["results"][0]["clears_seed_bar"] == (verdict == "clears")
 
 
-def test_memory_snapshot_is_positive():
-    snap = memory_snapshot()
-    assert snap.anon_mb > 1 and snap.rss_mb >= snap.anon_mb
+def test_memory_snapshot_sees_a_heap_allocation():
+    before = memory_snapshot(include_children=False)
+    held = np.ones(32 << 20, dtype=np.uint8)              # 32 MiB of touched heap
+    after = memory_snapshot(include_children=False)
+    assert after.anon_mb - before.anon_mb >= 0.9 * held.nbytes / 1e6, (before, after)
+    assert after.rss_mb >= after.anon_mb
 
 
 # -- naive loaders (for teaching) ------------------------------------------------------------------

@@ -12,7 +12,7 @@ from ..measure.throughput import SEED_BAR, ThroughputResult, clears_seed_bar
 
 def throughput_bars(results: Sequence[ThroughputResult], *, ax=None, ceiling_mb_s: float | None = None,
                     title: str = "Measured throughput on this machine"):
-    """Horizontal bars of samples/s (log scale), the seed's 500 samples/s bar and, if given, the page-cache MB/s."""
+    """Horizontal bars of samples/s (log scale), the seed's bar (``SEED_BAR``) and, if given, the page-cache MB/s."""
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 0.5 * len(results) + 1.5))
     labels = [r.label for r in results]

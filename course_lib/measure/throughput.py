@@ -133,7 +133,7 @@ def touch_pages(item: Any) -> int:
     A memory-map view (``data[i]`` of an ``np.load(mmap_mode="r")`` array) costs nothing until its bytes
     are read, so a loop that never looks at the data would time nothing. Touching one byte per page
     makes the OS really fetch the data. The harness's own cost should not depend on the array type:
-    ``tensor.numpy()`` alone costs ~0.5-1 us, more than reading a 12 KB sample's three pages, so small CPU
+    ``tensor.numpy()`` alone can cost more than reading a small sample's few pages, so small CPU
     tensors are read at their data pointer instead (and any dtype, bfloat16 or requiring grad, works).
     """
     kind = type(item)
