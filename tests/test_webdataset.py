@@ -244,3 +244,20 @@ def test_block_path_mixes_and_is_reproducible(small_data):
     assert shuffle_quality(np.array(order))["neighbours"] < 0.2
     full = list(make_block_webdataset(small_data, batch_size=8, partial=False))
     assert all(len(b["idx"]) == 8 for b in full) and sum(len(b["idx"]) for b in full) == 96
+
+
+@pytest.mark.parametrize("size,initial", [(1, 1), (10, 10), (10, 3), (50, 50), (200, 200)])
+def test_shuffle_buffer_keeps_every_sample_and_fills_first(size, initial):
+    from course_lib.loaders.shuffle_buffer import shuffled
+
+    pulled = []
+
+    def source():
+        for i in range(100):
+            pulled.append(i)
+            yield i
+
+    stream = shuffled(source(), size, initial, np.random.default_rng(0))
+    first = next(stream)
+    assert len(pulled) >= min(initial, 100) and first in pulled
+    assert sorted([first, *stream]) == list(range(100))

@@ -14,6 +14,7 @@ def shuffled(samples: Iterable[Any], size: int, initial: int, rng: np.random.Gen
     samples = iter(samples)
     initial = min(initial, size)
     buf: list[Any] = []
+    uniform = _uniforms(rng)
     for sample in samples:
         buf.append(sample)
         if len(buf) < size:
@@ -21,13 +22,18 @@ def shuffled(samples: Iterable[Any], size: int, initial: int, rng: np.random.Gen
             if extra is not _END:
                 buf.append(extra)
         if len(buf) >= initial:
-            yield _pop_random(buf, rng)
+            yield _pop(buf, int(next(uniform) * len(buf)))
     while buf:
-        yield _pop_random(buf, rng)
+        yield _pop(buf, int(next(uniform) * len(buf)))
 
 
-def _pop_random(buf: list[Any], rng: np.random.Generator) -> Any:
-    k = int(rng.integers(len(buf)))
+def _uniforms(rng: np.random.Generator, chunk: int = 1024) -> Iterator[float]:
+    """Uniform numbers in [0, 1), drawn ``chunk`` at a time (one numpy call per sample would cost more)."""
+    while True:
+        yield from rng.random(chunk).tolist()
+
+
+def _pop(buf: list[Any], k: int) -> Any:
     buf[k], buf[-1] = buf[-1], buf[k]
     return buf.pop()
 
