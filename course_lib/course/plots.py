@@ -7,12 +7,12 @@ from typing import Any, Iterable, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..measure.throughput import SEED_BAR, ThroughputResult
+from ..measure.throughput import SEED_BAR, ThroughputResult, clears_seed_bar
 
 
 def throughput_bars(results: Sequence[ThroughputResult], *, ax=None, ceiling_mb_s: float | None = None,
                     title: str = "Measured throughput on this machine"):
-    """Horizontal bars of samples/s (log scale), the seed's 500 samples/s bar and, if given, the page-cache MB/s."""
+    """Horizontal bars of samples/s (log scale), the seed's bar (``SEED_BAR``) and, if given, the page-cache MB/s."""
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 0.5 * len(results) + 1.5))
     labels = [r.label for r in results]
@@ -66,6 +66,41 @@ def plot_plan(plan_ids: Sequence[Sequence[np.ndarray]], total: int, *, ax=None,
     return ax
 
 
+def shuffle_buffer_plot(quality: dict[int, dict[str, float]], bytes_per_sample: float):
+    """Two panels per shuffle-buffer size: shuffle quality (displacement, neighbours) and the MB it holds.
+
+    ``quality`` maps a buffer size to ``shuffle_quality(...)``'s numbers; a size of 0 is drawn at 1 (log axis).
+    """
+    sizes = list(quality)
+    at = [max(s, 1) for s in sizes]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+    ax[0].plot(at, [quality[s]["displacement"] for s in sizes], "o-", label="displacement (1/3 = uniform)")
+    ax[0].plot(at, [quality[s]["neighbours"] for s in sizes], "s-", label="neighbours (0 = uniform)")
+    ax[0].axhline(1 / 3, color="gray", linestyle=":")
+    ax[0].set_xscale("log")
+    ax[0].set_xlabel("shuffle buffer (samples; 0 drawn at 1)")
+    ax[0].legend(fontsize=8)
+    ax[0].set_title("shuffle quality, shard order fixed")
+    ax[1].plot(at, [s * bytes_per_sample / 1e6 for s in sizes], "o-")
+    ax[1].set_xscale("log")
+    ax[1].set_xlabel("shuffle buffer (samples)")
+    ax[1].set_ylabel("MB held")
+    ax[1].set_title("memory the buffer holds")
+    fig.tight_layout()
+    return fig
+
+
+def memory_growth_plot(points: np.ndarray, slope: float, *, ax=None):
+    """Anonymous memory growth against MB of shards loaded (``points``: rows of (MB loaded, anonymous MB))."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(points[:, 0], points[:, 1] - points[0, 1], "o-")
+    ax.set_xlabel("MB of shards loaded")
+    ax.set_ylabel("anonymous memory growth (MB)")
+    ax.set_title(f"load everything: {slope:.2f} MB of RAM per MB of data")
+    return ax
+
+
 def image_grid(records: np.ndarray, *, columns: int = 8, ax_size: float = 1.2):
     """Show records (fields x, y, idx) as a grid of images titled with label and index."""
     n = len(records)
@@ -95,7 +130,7 @@ def plot_records(records: Iterable[dict[str, Any]], path: str | Path | None = No
     else:
         labels = [f"{chapter}: {r['label']}" for chapter, r in rows]
         rates = [r["samples_per_s"] for _, r in rows]
-        ax.barh(labels, rates, color=["tab:green" if r["clears_500"] else "tab:red" for _, r in rows])
+        ax.barh(labels, rates, color=["tab:green" if clears_seed_bar(r) else "tab:red" for _, r in rows])
         ax.axvline(SEED_BAR, color="black", linestyle="--", label=f"seed's bar: {SEED_BAR:.0f} samples/s")
         ax.set_xscale("log")
         ax.invert_yaxis()

@@ -1,6 +1,6 @@
 """Loader benchmark: every loading strategy on one dataset, side by side in one run (figures, not a test).
 
-    python -m course_lib.measure.bench --data build/data --out build/bench.json [--repeat 3] [--max-samples N]
+    python -m course_lib.bench --data-dir build/data --out build/bench.json [--repeat 3] [--max-samples N]
 
 Prints samples/s, MB/s and the ratio to the page-cache read speed of the same files (median of
 ``--repeat`` runs each), and writes the table as JSON.
@@ -17,15 +17,18 @@ from typing import Callable, Iterable, NamedTuple
 
 from torch.utils.data import DataLoader
 
+from data_gen.layout import WDS
+
+from ..course.verification import backend, package_versions
 from ..loaders.mmap_shards import MmapShardDataset
+from ..loaders.shard_index import index_shards
+from ..loaders.vocabulary import add_data_dir_argument, add_num_workers_argument, renamed_keywords
+from ..loaders.webdataset_pipeline import make_block_webdataset, make_webdataset, shard_urls
 from ..teaching.naive import (LoadAllDataset, PerSampleFileDataset, SeedStreamingDataset, SeedStreamingTensors,
-                    export_per_sample_files)
+                              export_per_sample_files)
 from .page_cache import page_cache_mb_per_s
 from .peers import litdata_loader, missing, prepare_litdata
-from ..loaders.shard_index import index_shards
 from .throughput import measure_throughput
-from ..course.verification import backend, package_versions
-from ..loaders.webdataset_pipeline import make_block_webdataset, make_webdataset
 
 SLOW_CAP = 10_000  # samples measured per run for per-sample tar/file loaders and per-sample rows with workers
 
@@ -34,11 +37,11 @@ def _identity(item):
     return item
 
 
-def stock_webdataset(data: Path):
+def stock_webdataset(data_dir: Path):
     """The seed chapter's pipeline shape, as webdataset's README writes it (its decoders can unpickle)."""
     import webdataset as wds
 
-    urls = [str(p) for p in sorted((Path(data) / "wds").glob("shard_*.tar"))]
+    urls = shard_urls(data_dir, WDS)
     return (wds.WebDataset(urls, shardshuffle=False, empty_check=False).shuffle(1000).decode()
             .to_tuple("x.npy", "cls", "idx"))
 
@@ -51,46 +54,46 @@ class Loader(NamedTuple):
     full: tuple[int | None, ...] | None
 
 
-def loaders(data: Path, files_dir: Path, batch_size: int, peers_dir: Path | None = None) -> dict[str, Loader]:
+def loaders(data_dir: Path, files_dir: Path, batch_size: int, peers_dir: Path | None = None) -> dict[str, Loader]:
     """Every loader compared, by name (peer libraries only when installed and ``peers_dir`` is given)."""
     def through(make_ds, full, **kw) -> Loader:
-        def factory(workers):
+        def factory(num_workers):
             ds = make_ds()
-            if workers is None:
+            if num_workers is None:
                 return ds
-            return DataLoader(ds, batch_size=None, num_workers=workers, **kw)
+            return DataLoader(ds, batch_size=None, num_workers=num_workers, **kw)
         return Loader(factory, full)
 
     per_sample_fast = (None, 0)
     return {
-        "load everything (RAM)": through(lambda: LoadAllDataset(data), (None,)),
+        "load everything (RAM)": through(lambda: LoadAllDataset(data_dir), (None,)),
         "one file per sample": through(lambda: PerSampleFileDataset(files_dir), ()),
-        "seed pattern (sample shuffle, np.void)": through(lambda: SeedStreamingDataset(index_shards(data).shard_dir),
+        "seed pattern (sample shuffle, np.void)": through(lambda: SeedStreamingDataset(index_shards(data_dir).shard_dir),
                                                           per_sample_fast, collate_fn=_identity),
-        "seed pattern, copied into tensors": through(lambda: SeedStreamingTensors(index_shards(data).shard_dir),
+        "seed pattern, copied into tensors": through(lambda: SeedStreamingTensors(index_shards(data_dir).shard_dir),
                                                      per_sample_fast),
-        "mmap sample shuffle, per sample": through(lambda: MmapShardDataset(data, shuffle="sample"), per_sample_fast),
-        "mmap block shuffle, per sample": through(lambda: MmapShardDataset(data, shuffle="block"), per_sample_fast),
-        f"mmap block shuffle, batched {batch_size}": through(lambda: MmapShardDataset(data, shuffle="block",
+        "mmap sample shuffle, per sample": through(lambda: MmapShardDataset(data_dir, shuffle="sample"), per_sample_fast),
+        "mmap block shuffle, per sample": through(lambda: MmapShardDataset(data_dir, shuffle="block"), per_sample_fast),
+        f"mmap block shuffle, batched {batch_size}": through(lambda: MmapShardDataset(data_dir, shuffle="block",
                                                                                       batch_size=batch_size),
                                                              None),
-        f"mmap no shuffle, batched {batch_size}": through(lambda: MmapShardDataset(data, shuffle="none",
+        f"mmap no shuffle, batched {batch_size}": through(lambda: MmapShardDataset(data_dir, shuffle="none",
                                                                                    batch_size=batch_size),
                                                           None),
-        "webdataset stock (shuffle 1000, decode)": through(lambda: stock_webdataset(data), (), collate_fn=_identity),
-        "webdataset make_webdataset (per sample)": through(lambda: make_webdataset(data), ()),
-        f"webdataset blocks, batched {batch_size}": through(lambda: make_block_webdataset(data,
+        "webdataset stock (shuffle 1000, decode)": through(lambda: stock_webdataset(data_dir), (), collate_fn=_identity),
+        "webdataset make_webdataset (per sample)": through(lambda: make_webdataset(data_dir), ()),
+        f"webdataset blocks, batched {batch_size}": through(lambda: make_block_webdataset(data_dir,
                                                                                          batch_size=batch_size),
                                                             None),
-        **(_litdata_loaders(data, peers_dir, batch_size) if peers_dir is not None else {}),
+        **(_litdata_loaders(data_dir, peers_dir, batch_size) if peers_dir is not None else {}),
     }
 
 
-def _litdata_loaders(data: Path, peers_dir: Path, batch_size: int) -> dict[str, Loader]:
+def _litdata_loaders(data_dir: Path, peers_dir: Path, batch_size: int) -> dict[str, Loader]:
     """litdata's StreamingDataset on the same samples, converted once (not timed); {} when not installed."""
     if missing("litdata"):
         return {}
-    prepared = prepare_litdata(data, peers_dir / "litdata")
+    prepared = prepare_litdata(data_dir, peers_dir / "litdata")
     return {
         "litdata StreamingDataset (shuffle, per sample)": Loader(
             lambda w: litdata_loader(prepared, num_workers=w), (None, 0)),
@@ -99,25 +102,26 @@ def _litdata_loaders(data: Path, peers_dir: Path, batch_size: int) -> dict[str, 
     }
 
 
-def run(data: Path, *, repeat: int = 3, workers: Iterable[int | None] = (None, 0, 2), batch_size: int = 256,
+@renamed_keywords(data="data_dir", workers="num_workers")
+def run(data_dir: Path, *, repeat: int = 3, num_workers: Iterable[int | None] = (None, 0, 2), batch_size: int = 256,
         max_samples: int | None = None, per_sample_files: int = 5000, progress: bool = True,
         only: str | None = None, peers_dir: Path | None = None) -> dict:
     """Measure every loader x worker setting ``repeat`` times; return the JSON-ready table.
 
     ``only`` keeps the loaders whose name contains it; peers (litdata) are measured when installed, with
-    their converted copy of the data in ``peers_dir`` (default: ``peers/`` beside ``data``).
+    their converted copy of the data in ``peers_dir`` (default: ``peers/`` beside ``data_dir``).
     """
-    index = index_shards(data)
+    index = index_shards(data_dir)
     ceiling = page_cache_mb_per_s(index.paths)
     ceiling_1m = page_cache_mb_per_s(index.paths, chunk=1 << 20)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        files_dir = export_per_sample_files(data, Path(tmp) / "files", limit=per_sample_files)
-        peers_dir = Path(data).resolve().parent / "peers" if peers_dir is None else peers_dir
-        for name, spec in loaders(data, files_dir, batch_size, peers_dir).items():
+        files_dir = export_per_sample_files(data_dir, Path(tmp) / "files", limit=per_sample_files)
+        peers_dir = Path(data_dir).resolve().parent / "peers" if peers_dir is None else peers_dir
+        for name, spec in loaders(data_dir, files_dir, batch_size, peers_dir).items():
             if only and only not in name:
                 continue
-            for w in workers:
+            for w in num_workers:
                 label = f"{name} [{'no DataLoader' if w is None else f'DataLoader, {w} workers'}]"
                 loader = spec.make(w)  # one object, iterated `repeat` times: like epochs of one training run
                 whole = spec.full is None or w in spec.full
@@ -131,7 +135,7 @@ def run(data: Path, *, repeat: int = 3, workers: Iterable[int | None] = (None, 0
                              "ratio_to_page_cache": mbps / ceiling, "runs": [r.as_dict() for r in runs]})
                 if progress:
                     print(f"  {label}: {sps:,.0f} samples/s, {mbps:,.0f} MB/s", file=sys.stderr)
-    return {"data": str(data), "samples": len(index), "bytes_per_sample": index.bytes_per_sample,
+    return {"data": str(data_dir), "samples": len(index), "bytes_per_sample": index.bytes_per_sample,
             "page_cache_mb_per_s": ceiling, "page_cache_1mib_mb_per_s": ceiling_1m, "repeat": repeat,
             "backend": backend(), "packages": package_versions(), "rows": rows,
             "skipped": [reason for reason in [missing("litdata")] if reason]}
@@ -156,17 +160,18 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     parser = argparse.ArgumentParser(prog="python -m course_lib.measure.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, type=Path, help="a data_gen directory")
+    add_data_dir_argument(parser)
     parser.add_argument("--out", type=Path, help="write the table as JSON here")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--max-samples", type=int, default=None, help="cap each measured loop")
-    parser.add_argument("--workers", default="none,0,2", help="comma list: none (no DataLoader) and/or counts")
+    add_num_workers_argument(parser, default="none,0,2", type=str,
+                             help="comma list: none (no DataLoader) and/or DataLoader worker counts")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--only", default=None, help="measure only loaders whose name contains this text")
     args = parser.parse_args(argv)
-    workers = [None if w.strip() == "none" else int(w) for w in args.workers.split(",")]
-    result = run(args.data, repeat=args.repeat, workers=workers, batch_size=args.batch_size,
+    num_workers = [None if w.strip() == "none" else int(w) for w in args.num_workers.split(",")]
+    result = run(args.data_dir, repeat=args.repeat, num_workers=num_workers, batch_size=args.batch_size,
                  max_samples=args.max_samples, progress=not args.no_progress, only=args.only)
     print(format_table(result))
     if args.out:

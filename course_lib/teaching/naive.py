@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset
 
 from ..loaders.shard_index import index_shards
+from ..loaders.vocabulary import renamed_keywords
 
 SEED_STREAMING_SOURCE = '''\
 import numpy as np
@@ -108,8 +109,9 @@ class SeedStreamingTensors(SeedStreamingDataset):
 class LoadAllDataset(Dataset):
     """Every shard read fully into RAM at construction: simple, fast once loaded, and bounded by RAM."""
 
-    def __init__(self, root: str | Path):
-        index = index_shards(root)
+    @renamed_keywords(root="data_dir")
+    def __init__(self, data_dir: str | Path):
+        index = index_shards(data_dir)
         self.records = np.concatenate([np.load(p, allow_pickle=False) for p in index.paths])
 
     def __len__(self) -> int:
@@ -120,7 +122,8 @@ class LoadAllDataset(Dataset):
         return {"x": rec["x"], "y": int(rec["y"]), "idx": int(rec["idx"])}
 
 
-def load_shards_measuring_memory(root: str | Path) -> list[tuple[float, float]]:
+@renamed_keywords(root="data_dir")
+def load_shards_measuring_memory(data_dir: str | Path) -> list[tuple[float, float]]:
     """Load shards fully, one after another, keeping them all; after each, (MB loaded, anonymous MB).
 
     The list of arrays is released when the function returns: the curve is what a load-everything
@@ -128,7 +131,7 @@ def load_shards_measuring_memory(root: str | Path) -> list[tuple[float, float]]:
     """
     from ..measure.memory import memory_snapshot
 
-    index = index_shards(root)
+    index = index_shards(data_dir)
     held, points, loaded = [], [(0.0, memory_snapshot(include_children=False).anon_mb)], 0
     for path in index.paths:
         held.append(np.load(path, allow_pickle=False))
@@ -137,9 +140,10 @@ def load_shards_measuring_memory(root: str | Path) -> list[tuple[float, float]]:
     return points
 
 
-def export_per_sample_files(root: str | Path, out_dir: str | Path, limit: int | None = None) -> Path:
+@renamed_keywords(root="data_dir")
+def export_per_sample_files(data_dir: str | Path, out_dir: str | Path, limit: int | None = None) -> Path:
     """Write the first ``limit`` samples (all by default) as one ``.npy`` file each; returns ``out_dir``."""
-    index = index_shards(root)
+    index = index_shards(data_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     remaining = len(index) if limit is None else min(limit, len(index))
@@ -156,10 +160,11 @@ def export_per_sample_files(root: str | Path, out_dir: str | Path, limit: int | 
 class PerSampleFileDataset(Dataset):
     """One ``.npy`` file per sample: every item costs an open, a header parse and a small read."""
 
-    def __init__(self, directory: str | Path):
-        self.files = sorted(Path(directory).glob("sample_*.npy"))
+    @renamed_keywords(directory="files_dir")
+    def __init__(self, files_dir: str | Path):
+        self.files = sorted(Path(files_dir).glob("sample_*.npy"))
         if not self.files:
-            raise FileNotFoundError(f"{directory}: no sample_*.npy files (run export_per_sample_files first)")
+            raise FileNotFoundError(f"{files_dir}: no sample_*.npy files (run export_per_sample_files first)")
 
     def __len__(self) -> int:
         return len(self.files)
