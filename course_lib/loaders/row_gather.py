@@ -5,10 +5,19 @@ import numpy as np
 import torch
 
 
-def gather_rows(rows: torch.Tensor, picked: np.ndarray, out: torch.Tensor) -> torch.Tensor:
-    """``out[:] = rows[picked]`` for ascending ``picked``: one slice copy when they are consecutive, else
-    one ``index_select``. Both run in torch's intra-op threads (faster than numpy's single-threaded ``take``)."""
+def gather_rows(rows: torch.Tensor | np.ndarray, picked: np.ndarray,
+                out: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+    """``out[:] = rows[picked]`` for ascending ``picked``: one slice copy when they are consecutive, else one
+    ``np.take``. Single-threaded on purpose: torch's intra-op threads copied 1.5x faster on an idle 2-core
+    machine but 3-20x slower when the other core was busy (every copy waits for both threads), and a training
+    loop keeps the cores busy; DataLoader workers run one thread each anyway."""
+    src = rows.numpy() if isinstance(rows, torch.Tensor) else rows
+    dst = out.numpy() if isinstance(out, torch.Tensor) else out
     first, last = int(picked[0]), int(picked[-1])
     if last - first == len(picked) - 1:
-        return out.copy_(rows[first:last + 1])
-    return torch.index_select(rows, 0, torch.from_numpy(np.ascontiguousarray(picked, dtype=np.int64)), out=out)
+        if first < 0 or last >= len(src):
+            raise IndexError(f"rows {first}..{last} outside 0..{len(src) - 1}")
+        np.copyto(dst, src[first:last + 1])
+    else:
+        np.take(src, picked, axis=0, out=dst)
+    return out
