@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import IterableDataset
+from torch.utils.data import IterableDataset, get_worker_info
 
 from .epoch_plan import SHUFFLE_MODES, EpochPlan, rank_bounds
 from .resume_position import ResumePosition, skip_ids
@@ -18,6 +18,7 @@ from .runtime import check_positive, current_worker, rank_and_world
 from .seeding import SharedEpoch
 from .shard_index import ShardHeader, index_shards
 from .vocabulary import renamed_keywords
+from .worker_transport import RING_SLOTS, BatchRing, inline_sample
 
 Sample = dict[str, torch.Tensor]
 _STATE_KEYS = ("seed", "shuffle", "block_size", "window_blocks", "rank", "world_size", "drop_last", "total")
@@ -38,6 +39,9 @@ class MmapShardDataset(IterableDataset):
       the dataset when an epoch's iterator starts, so call it before iterating. Persistent workers keep
       their first copy: with ``persistent_workers=True`` build the dataset with ``shared_epoch=True`` (the
       epoch then lives in shared memory that the workers read).
+    - Inside DataLoader workers, batches are gathered straight into ``worker_slots`` reused shared-memory
+      slots per worker and per-sample items carry only their own row (``worker_transport``): what torch does
+      by default (a fresh shared-memory segment per tensor) cost more than the reading itself.
     - ``state_dict()`` / ``load_state_dict()``: resume mid-epoch. The loader yields this rank's stream in
       the same order for any ``num_workers``, so the state is the number of samples consumed: in the main
       process call ``state_dict(samples_seen=n)`` with what the training loop consumed. Inside a DataLoader
@@ -49,11 +53,12 @@ class MmapShardDataset(IterableDataset):
     def __init__(self, data_dir: str | Path, *, shuffle: str = "block", block_size: int = 256,
                  batch_size: int | None = None, seed: int = 0, rank: int | None = None,
                  world_size: int | None = None, drop_last: bool = False, window_blocks: int = 16,
-                 shared_epoch: bool = False):
+                 shared_epoch: bool = False, worker_slots: int = RING_SLOTS):
         super().__init__()
         if shuffle not in SHUFFLE_MODES:
             raise ValueError(f"shuffle must be one of {SHUFFLE_MODES}, got {shuffle!r}")
-        for name, value in [("block_size", block_size), ("window_blocks", window_blocks)]:
+        for name, value in [("block_size", block_size), ("window_blocks", window_blocks),
+                            ("worker_slots", worker_slots)]:
             check_positive(name, value)
         if batch_size is not None:
             check_positive("batch_size", batch_size)
@@ -65,7 +70,9 @@ class MmapShardDataset(IterableDataset):
         self._shared_epoch = SharedEpoch() if shared_epoch else None
         self.epoch = 0
         self._position = ResumePosition()
+        self.worker_slots = worker_slots
         self._maps: list[torch.Tensor] | None = None
+        self._ring: BatchRing | None = None
 
     # -- the plan ---------------------------------------------------------------------------------
     def plan(self, epoch: int | None = None) -> EpochPlan:
@@ -127,9 +134,10 @@ class MmapShardDataset(IterableDataset):
 
     # -- reading ----------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Sample]:
+        in_worker = get_worker_info() is not None
         if self.batch_size:
-            for ids in self.batch_ids():
-                yield batch_tensors(self._gather(ids))
+            yield from (self._ring_batches() if in_worker else (batch_tensors(self._gather(ids))
+                                                                for ids in self.batch_ids()))
             return
         worker, workers = current_worker()
         position = self._position
@@ -140,11 +148,32 @@ class MmapShardDataset(IterableDataset):
                 ids = chunk[k:k + self.block_size]
                 order = np.argsort(ids, kind="stable")
                 part = self._gather(ids[order])          # sorted: one copy, grouped by shard
-                xs = torch.from_numpy(part["x"]).unbind(0)
                 ys, idxs = part["y"].tolist(), part["idx"].tolist()
+                xs = torch.from_numpy(part["x"]).unbind(0)
+                if in_worker:  # sent alone, a sample carries only its own row, inside the message (worker_transport)
+                    for j in np.argsort(order).tolist():
+                        position.seen += 1
+                        yield inline_sample({"x": xs[j], "y": ys[j], "idx": idxs[j]})
+                    continue
                 for j in np.argsort(order).tolist():      # back to stream order
                     position.seen += 1                    # position.advance(1), inlined: once per sample
                     yield {"x": xs[j], "y": ys[j], "idx": idxs[j]}
+
+    def _ring_batches(self) -> Iterator[Sample]:
+        """Inside a DataLoader worker: each batch gathered straight into a reused shared-memory slot
+        (see ``worker_transport``); a fresh batch only when the main process still holds every slot."""
+        dtype = self.index.dtype
+        if self._ring is None:
+            self._ring = BatchRing(self.worker_slots, self.batch_size * dtype.itemsize)
+        ring = self._ring
+        ring.restart()
+        for ids in self.batch_ids():
+            slot = ring.acquire()
+            if slot is None:
+                yield batch_tensors(self._gather(ids))
+                continue
+            self._gather(ids, ring.records(slot, dtype, len(ids)))
+            yield ring.message(slot, dtype, len(ids), batch_tensors)
 
     def batch_ids(self) -> Iterator[np.ndarray]:
         """The sorted global ids of each batch this rank and worker yields this epoch (what ``__iter__`` reads).
@@ -206,6 +235,7 @@ class MmapShardDataset(IterableDataset):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_maps"] = None  # each DataLoader worker maps the files itself
+        state["_ring"] = None  # and makes its own shared-memory ring
         return state
 
 
