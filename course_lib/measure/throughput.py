@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import ctypes
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
@@ -11,14 +12,17 @@ import torch
 from tqdm import tqdm
 
 from .memory import PeakMemory
+from .page_cache import resident_fraction
 
 SEED_BAR = 500.0  # samples/s: the seed chapter's "fast enough" bar
 
 
 @dataclass
 class ThroughputResult:
-    """One measured loop. ``warmup_seconds`` is the start-up before timing began (iterator creation and the
-    warm-up items); memory is resident MB (process + workers) at the start and at the peak."""
+    """One measured loop (with ``repeat``, the median of the repeated runs; ``runs_samples_per_s`` holds them all).
+    ``warmup_seconds`` is the start-up before timing began (iterator creation and the warm-up items); memory is
+    MB at the start and at the peak, summed over the process and its DataLoader workers as PSS (shared pages
+    counted once); ``resident_before`` is the fraction of the data files in the page cache before the run."""
 
     label: str
     samples: int
@@ -31,6 +35,21 @@ class ThroughputResult:
     start_file_mb: float
     peak_anon_mb: float
     peak_file_mb: float
+    resident_before: float = float("nan")
+    runs_samples_per_s: tuple[float, ...] = ()
+    runs_resident_before: tuple[float, ...] = ()
+
+    @property
+    def cache(self) -> str:
+        """``warm`` or ``cold``: measured, the share of the data files in the page cache when the run began
+        (``mincore``; >= 90% warm, <= 10% cold, else ``partly cached``); ``unknown`` without files to ask about."""
+        return cache_state(self.resident_before)
+
+    @property
+    def spread(self) -> tuple[float, float]:
+        """(min, max) samples/s over the repeated runs (this result is the median run)."""
+        runs = self.runs_samples_per_s or (self.samples_per_s,)
+        return min(runs), max(runs)
 
     @property
     def samples_per_s(self) -> float:
@@ -58,14 +77,45 @@ class ThroughputResult:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict, derived rates included."""
-        return {**asdict(self), "samples_per_s": self.samples_per_s, "mb_per_s": self.mb_per_s,
+        return {**asdict(self), "samples_per_s": self.samples_per_s, "mb_per_s": self.mb_per_s, "cache": self.cache,
+                "samples_per_s_min": self.spread[0], "samples_per_s_max": self.spread[1],
                 "anon_growth_mb": self.anon_growth_mb, "file_growth_mb": self.file_growth_mb,
                 "seed_bar_samples_per_s": SEED_BAR, "clears_seed_bar": self.clears()}
 
     def __str__(self) -> str:
-        return (f"{self.label}: {self.samples:,} samples in {self.seconds:.3f} s = {self.samples_per_s:,.0f} samples/s, "
-                f"{self.mb_per_s:,.1f} MB/s; memory +{self.anon_growth_mb:,.0f} MB anonymous, "
-                f"+{self.file_growth_mb:,.0f} MB file-backed")
+        runs = self.runs_samples_per_s
+        spread = (f" (median of {len(runs)}, {self.spread[0]:,.0f}-{self.spread[1]:,.0f})" if len(runs) > 1 else "")
+        return (f"{self.label} [{self.cache}]: {self.samples:,} samples in {self.seconds:.3f} s = "
+                f"{self.samples_per_s:,.0f} samples/s{spread}, {self.mb_per_s:,.1f} MB/s; memory "
+                f"+{self.anon_growth_mb:,.0f} MB anonymous, +{self.file_growth_mb:,.0f} MB file-backed")
+
+
+def cache_state(resident: float) -> str:
+    """``warm`` (>= 90% of the files cached), ``cold`` (<= 10%), ``partly cached (N%)``, or ``unknown`` (NaN)."""
+    if resident != resident:
+        return "unknown"
+    if resident >= 0.9:
+        return "warm"
+    if resident <= 0.1:
+        return "cold"
+    return f"partly cached ({resident:.0%})"
+
+
+def data_files(iterable: Any) -> list[Path]:
+    """The files a loader reads, when it says: a DataLoader's dataset, ``index.paths`` (MmapShardDataset),
+    local shard ``urls`` (WebDataset pipelines), ``shards`` or ``files`` (the naive loaders); else []."""
+    obj = getattr(iterable, "dataset", iterable)
+    paths = getattr(getattr(obj, "index", None), "paths", None)
+    if paths is None:
+        for name in ("urls", "shards", "files", "paths"):
+            paths = getattr(obj, name, None)
+            if isinstance(paths, (list, tuple)):
+                break
+            paths = None
+    if not paths:
+        return []
+    files = [Path(p) for p in paths if "://" not in str(p)]
+    return [f for f in files if f.is_file()]
 
 
 def clears_seed_bar(row: dict[str, Any]) -> bool:
@@ -167,15 +217,37 @@ def touch_pages(item: Any) -> int:
 
 def measure_throughput(iterable: Iterable[Any], *, bytes_per_sample: float | None = None, warmup: int = 1,
                        max_samples: int | None = None, progress: bool = True, label: str = "loader",
-                       total: int | None = None, touch: bool = True) -> ThroughputResult:
+                       total: int | None = None, touch: bool = True, repeat: int = 1,
+                       files: Iterable[Path] | None = None) -> ThroughputResult:
     """Iterate ``iterable``, skip ``warmup`` items, then time the rest with ``time.perf_counter``.
 
     Counts samples per item (batches by their leading dimension), stops after ``max_samples`` measured
     samples, tracks peak anonymous and file-backed memory, and refuses to report a result from zero samples.
     ``bytes_per_sample`` defaults to the array bytes of the first item divided by its sample count.
     With ``touch`` (default) one byte per page of each item is read, so lazy memory-map views count
-    as read (see :func:`touch_pages`).
+    as read (see :func:`touch_pages`). ``repeat`` iterates it that many times (like epochs) and returns the
+    median run, with every run's rate (``runs_samples_per_s``, ``spread``). Before each run the share of
+    ``files`` (default: what :func:`data_files` finds) in the page cache is measured: ``result.cache``.
     """
+    check_repeat = int(repeat)
+    if check_repeat < 1:
+        raise ValueError(f"repeat must be >= 1, got {repeat}")
+    files = data_files(iterable) if files is None else [Path(f) for f in files]
+    runs = []
+    for _ in range(check_repeat):
+        resident = resident_fraction(files) if files else float("nan")
+        run = _measure_once(iterable, bytes_per_sample=bytes_per_sample, warmup=warmup, max_samples=max_samples,
+                            progress=progress, label=label, total=total, touch=touch)
+        runs.append(replace(run, resident_before=resident))
+    median = sorted(runs, key=lambda r: r.samples_per_s)[(len(runs) - 1) // 2]
+    return replace(median, runs_samples_per_s=tuple(r.samples_per_s for r in runs),
+                   runs_resident_before=tuple(r.resident_before for r in runs))
+
+
+def _measure_once(iterable: Iterable[Any], *, bytes_per_sample: float | None, warmup: int,
+                  max_samples: int | None, progress: bool, label: str, total: int | None,
+                  touch: bool) -> ThroughputResult:
+    """One timed pass of :func:`measure_throughput`."""
     if warmup < 0:
         raise ValueError(f"warmup must be >= 0 items, got {warmup}")
     if max_samples is not None and max_samples < 1:
@@ -197,6 +269,8 @@ def measure_throughput(iterable: Iterable[Any], *, bytes_per_sample: float | Non
             if skipped < warmup:
                 skipped += 1
                 bar.update(n)
+                if skipped == warmup:
+                    memory.sample()             # untimed, while a DataLoader's workers are surely alive
                 started = time.perf_counter()  # start-up (worker spawn, buffer fill, loading) ends here
                 continue
             samples += n

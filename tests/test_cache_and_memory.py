@@ -1,0 +1,60 @@
+"""Rows say warm or cold (measured with mincore), repeats give a median and a spread, and memory summed over
+forked processes counts shared pages once (PSS), where summed RSS counts them once per process."""
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import time
+
+import numpy as np
+import psutil
+import pytest
+
+from course_lib import MmapShardDataset, evict, measure_throughput, memory_snapshot
+from course_lib.measure.throughput import cache_state, data_files
+
+
+def test_cache_state_reads_the_page_cache(small_data):
+    ds = MmapShardDataset(small_data, batch_size=8, block_size=8)
+    assert data_files(ds) == list(ds.index.paths)
+    gc.collect()
+    evict(ds.index.paths)                      # nothing maps them yet: they can be dropped
+    cold = measure_throughput(ds, progress=False, warmup=0)
+    warm = measure_throughput(ds, progress=False, warmup=0, repeat=3)
+    assert cold.cache in ("cold", "unknown") or cold.cache.startswith("partly")  # tmpfs cannot drop pages
+    assert warm.cache == "warm" and warm.as_dict()["cache"] == "warm"
+    assert len(warm.runs_samples_per_s) == 3 and warm.spread[0] <= warm.samples_per_s <= warm.spread[1]
+    assert sorted(warm.runs_samples_per_s)[1] == warm.samples_per_s
+
+
+def test_cache_state_words_and_unknown_loaders():
+    assert [cache_state(x) for x in (1.0, 0.95, 0.0, 0.05)] == ["warm", "warm", "cold", "cold"]
+    assert cache_state(0.5) == "partly cached (50%)" and cache_state(float("nan")) == "unknown"
+    result = measure_throughput([{"y": 1}, {"y": 2}], progress=False, warmup=0)
+    assert result.cache == "unknown"
+    with pytest.raises(ValueError, match="repeat"):
+        measure_throughput([{"y": 1}], progress=False, repeat=0)
+
+
+def _hold(ready, done):
+    ready.set()
+    done.wait(30)
+
+
+def test_forked_shared_pages_count_once_in_pss():
+    big = np.ones(200_000_000 // 8)             # 200 MB of anonymous pages, shared copy-on-write after fork
+    ctx = multiprocessing.get_context("fork")
+    ready, done = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=_hold, args=(ready, done))
+    child.start()
+    try:
+        assert ready.wait(30)
+        time.sleep(0.2)
+        procs = [psutil.Process(), psutil.Process(child.pid)]
+        summed_rss = memory_snapshot(procs=procs, proportional=False).anon_mb
+        pss = memory_snapshot(procs=procs, proportional=True).anon_mb
+        assert summed_rss - pss > 0.7 * big.nbytes / 1e6   # RSS counted the 200 MB twice; PSS once
+    finally:
+        done.set()
+        child.join()
+    del big
