@@ -17,7 +17,7 @@ Shuffle modes:
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -84,12 +84,13 @@ class EpochPlan:
                for w in range(begin - begin % self.window, end, self.window)]
         return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
 
-    def worker_chunks(self, worker: int = 0, num_workers: int = 1, unit: int = 1,
-                      resume: int = 0) -> Iterator[np.ndarray]:
+    def worker_chunks(self, worker: int = 0, num_workers: int = 1, unit: int = 1, resume: int = 0,
+                      on_window: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:
         """Per window, the ids ``worker`` reads, in stream order.
 
         The rank stream from position ``resume`` on is cut into units of ``unit`` samples; unit ``j``
-        goes to worker ``j % num_workers``.
+        goes to worker ``j % num_workers``. ``on_window(w)`` is called as the window at rank position ``w``
+        begins (a reader uses it to ask for the next window ahead of time).
         """
         if num_workers < 1 or not 0 <= worker < num_workers or unit < 1:
             raise ValueError(f"bad worker split: worker={worker}, num_workers={num_workers}, unit={unit}")
@@ -97,14 +98,16 @@ class EpochPlan:
             raise ValueError(f"resume position {resume} outside this rank's epoch of {len(self)} samples")
         for w in range(resume - resume % self.window, len(self), self.window):
             lo, hi = max(w, resume), min(w + self.window, len(self))
+            if on_window is not None:
+                on_window(w)
             mine = ((np.arange(lo, hi) - resume) // unit) % num_workers == worker
             yield self._window_ids(w)[lo - w:hi - w][mine]
 
-    def worker_units(self, worker: int = 0, num_workers: int = 1, unit: int = 1,
-                     resume: int = 0) -> Iterator[np.ndarray]:
+    def worker_units(self, worker: int = 0, num_workers: int = 1, unit: int = 1, resume: int = 0,
+                     on_window: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:
         """The units (``unit`` ids each, the worker's last one maybe fewer) that ``worker`` reads, in order."""
         pending = np.empty(0, dtype=np.int64)
-        for chunk in self.worker_chunks(worker, num_workers, unit, resume):
+        for chunk in self.worker_chunks(worker, num_workers, unit, resume, on_window):
             pending = np.concatenate([pending, chunk])
             cut = len(pending) - len(pending) % unit
             for k in range(0, cut, unit):

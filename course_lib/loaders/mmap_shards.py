@@ -53,7 +53,7 @@ class MmapShardDataset(IterableDataset):
     def __init__(self, data_dir: str | Path, *, shuffle: str = "block", block_size: int = 256,
                  batch_size: int | None = None, seed: int = 0, rank: int | None = None,
                  world_size: int | None = None, drop_last: bool = False, window_blocks: int = 16,
-                 shared_epoch: bool = False, worker_slots: int = RING_SLOTS):
+                 shared_epoch: bool = False, worker_slots: int = RING_SLOTS, read_ahead: bool = True):
         super().__init__()
         if shuffle not in SHUFFLE_MODES:
             raise ValueError(f"shuffle must be one of {SHUFFLE_MODES}, got {shuffle!r}")
@@ -70,7 +70,7 @@ class MmapShardDataset(IterableDataset):
         self._shared_epoch = SharedEpoch() if shared_epoch else None
         self.epoch = 0
         self._position = ResumePosition()
-        self.worker_slots = worker_slots
+        self.worker_slots, self.read_ahead = worker_slots, read_ahead
         self._maps: list[torch.Tensor] | None = None
         self._ring: BatchRing | None = None
 
@@ -143,7 +143,7 @@ class MmapShardDataset(IterableDataset):
         position = self._position
         resume, skip = position.begin()
         plan = self.plan()
-        for chunk in skip_ids(plan.worker_chunks(worker, workers, 1, resume), skip):
+        for chunk in skip_ids(plan.worker_chunks(worker, workers, 1, resume, self._reader(plan)), skip):
             for k in range(0, len(chunk), self.block_size):
                 ids = chunk[k:k + self.block_size]
                 order = np.argsort(ids, kind="stable")
@@ -185,7 +185,8 @@ class MmapShardDataset(IterableDataset):
             raise ValueError("batch_ids needs a dataset built with batch_size")
         worker, workers = current_worker()
         resume, skip = self._position.begin()
-        for ids in skip_ids(self.plan().worker_units(worker, workers, self.batch_size, resume), skip):
+        plan = self.plan()
+        for ids in skip_ids(plan.worker_units(worker, workers, self.batch_size, resume, self._reader(plan)), skip):
             self._position.advance(len(ids))
             yield np.sort(ids)
 
@@ -221,6 +222,39 @@ class MmapShardDataset(IterableDataset):
             gather_rows(maps[shard[a]], local[a:b], raw[a:b])
         return out
 
+    def _reader(self, plan: EpochPlan):
+        """The ``on_window`` hook of the plan: read-ahead of the window after the one beginning (None: off)."""
+        if not self.read_ahead:
+            return None
+        started = []
+
+        def on_window(w: int) -> None:
+            if not started:                      # the first window of this iteration: ask for it too
+                started.append(w)
+                self.advise(plan, w)
+            self.advise(plan, w + plan.window)
+        return on_window
+
+    def advise(self, plan: EpochPlan, w: int) -> int:
+        """Ask the kernel to start reading the window at rank position ``w`` (``madvise(MADV_WILLNEED)`` on
+        each run of consecutive records): on a cold cache the reads overlap the work on the current window
+        instead of faulting in one page at a time. Returns the number of ranges advised."""
+        if not 0 <= w < len(plan):
+            return 0
+        ids = np.sort(plan.ids(w, min(w + plan.window, len(plan))))
+        self._open()
+        shard = np.searchsorted(self._offsets, ids, side="right") - 1
+        local = ids - self._offsets[shard]
+        cuts = np.flatnonzero((np.diff(local) != 1) | (np.diff(shard) != 0)) + 1
+        headers, page = self.index.headers, mmap.PAGESIZE
+        for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(ids)]):
+            h = headers[shard[a]]
+            begin = h.data_offset + int(local[a]) * h.dtype.itemsize
+            end = h.data_offset + (int(local[b - 1]) + 1) * h.dtype.itemsize
+            aligned = begin - begin % page
+            self._mmaps[shard[a]].madvise(mmap.MADV_WILLNEED, aligned, end - aligned)
+        return len(cuts) + 1
+
     def _open(self) -> list[torch.Tensor]:
         """Memory-map every shard once per process (nothing is read until touched).
 
@@ -229,18 +263,21 @@ class MmapShardDataset(IterableDataset):
         than numpy's single-threaded ``take``). The maps are read-only and never leave this class.
         """
         if self._maps is None:
-            self._maps = [_map_rows(h) for h in self.index.headers]
+            mapped = [_map_rows(h) for h in self.index.headers]
+            self._mmaps = [m for m, _ in mapped]
+            self._maps = [rows for _, rows in mapped]
         return self._maps
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_maps"] = None  # each DataLoader worker maps the files itself
         state["_ring"] = None  # and makes its own shared-memory ring
+        state.pop("_mmaps", None)
         return state
 
 
-def _map_rows(header: ShardHeader) -> torch.Tensor:
-    """A read-only memory map of one shard's records as ``(count, itemsize)`` bytes."""
+def _map_rows(header: ShardHeader) -> tuple[mmap.mmap, torch.Tensor]:
+    """A read-only memory map of one shard, and its records as ``(count, itemsize)`` bytes."""
     with open(header.path, "rb") as f:
         mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     itemsize = header.dtype.itemsize
@@ -248,7 +285,7 @@ def _map_rows(header: ShardHeader) -> torch.Tensor:
                          offset=header.data_offset).reshape(header.count, itemsize)
     with warnings.catch_warnings():  # torch has no read-only tensors: this one is only ever read from
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(rows)
+        return mapped, torch.from_numpy(rows)
 
 
 def batch_tensors(batch: np.ndarray) -> Sample:
