@@ -29,12 +29,13 @@ def loader_order(plan: EpochPlan, workers: int, unit: int, resume: int = 0) -> l
 @settings(max_examples=150, deadline=None)
 @given(sizes=shard_sizes, mode=st.sampled_from(SHUFFLE_MODES), workers=st.integers(0, 3),
        world=st.integers(1, 3), block=st.integers(1, 9), unit=st.integers(1, 7), window=st.integers(1, 4),
-       seed=st.integers(0, 2**32 - 1), epoch=st.integers(0, 50))
-def test_every_sample_exactly_once_across_ranks_and_workers(sizes, mode, workers, world, block, unit, window, seed, epoch):
+       seed=st.integers(0, 2**32 - 1), epoch=st.integers(0, 50), run=st.integers(1, 5))
+def test_every_sample_exactly_once_across_ranks_and_workers(sizes, mode, workers, world, block, unit, window, seed, epoch,
+                                                            run):
     seen = []
     for rank in range(world):
         plan = EpochPlan(sizes, block_size=block, shuffle=mode, seed=seed, epoch=epoch, rank=rank,
-                         world_size=world, window_blocks=window)
+                         world_size=world, window_blocks=window, run_length=run)
         order = loader_order(plan, workers, unit)
         assert len(order) == len(plan)
         assert order == plan.ids(0, len(plan)).tolist(), "worker split changed the rank's order"
@@ -56,12 +57,12 @@ def test_drop_last_gives_equal_counts_and_no_duplicates(sizes, mode, world, bloc
 
 @settings(max_examples=100, deadline=None)
 @given(sizes=shard_sizes, mode=st.sampled_from(SHUFFLE_MODES), workers=st.integers(0, 3),
-       unit=st.integers(1, 6), data=st.data())
-def test_resume_yields_exactly_the_rest_in_order(sizes, mode, workers, unit, data):
-    plan = EpochPlan(sizes, block_size=4, shuffle=mode, seed=3, epoch=1, window_blocks=2)
+       unit=st.integers(1, 6), run=st.integers(1, 3), data=st.data())
+def test_resume_yields_exactly_the_rest_in_order(sizes, mode, workers, unit, run, data):
+    plan = EpochPlan(sizes, block_size=4, shuffle=mode, seed=3, epoch=1, window_blocks=2, run_length=run)
     full = loader_order(plan, workers, unit)
     cut = data.draw(st.integers(0, len(plan)), label="samples consumed before the stop")
-    fresh = EpochPlan(sizes, block_size=4, shuffle=mode, seed=3, epoch=1, window_blocks=2)
+    fresh = EpochPlan(sizes, block_size=4, shuffle=mode, seed=3, epoch=1, window_blocks=2, run_length=run)
     assert loader_order(fresh, workers, unit, resume=cut) == full[cut:]
 
 
@@ -120,3 +121,13 @@ def test_resume_out_of_range():
 def test_bad_worker_split(worker, workers, unit):
     with pytest.raises(ValueError, match="worker split"):
         list(EpochPlan([10]).worker_units(worker, workers, unit))
+
+
+def test_runs_keep_consecutive_samples_together_within_a_block():
+    plan = EpochPlan([1000] * 4, block_size=16, shuffle="block", seed=0, window_blocks=8, run_length=4)
+    order = plan.ids(0, len(plan))
+    assert sorted(order.tolist()) == list(range(4000))
+    runs = order.reshape(-1, 4)            # every run: 4 consecutive ids inside one block of 16
+    assert (np.diff(runs, axis=1) == 1).all() and (runs[:, 0] // 16 == runs[:, -1] // 16).all()
+    single = EpochPlan([1000] * 4, block_size=16, shuffle="block", seed=0, window_blocks=8).ids(0, 4000)
+    assert (np.abs(np.diff(single)) == 1).mean() < 0.2 < (np.abs(np.diff(order)) == 1).mean()

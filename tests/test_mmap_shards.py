@@ -195,3 +195,33 @@ def test_unreadable_manifest_is_named(copy):
     (copy / "manifest.json").write_text("{not json")
     with pytest.raises(ShardError, match="manifest.json: not a data_gen manifest"):
         MmapShardDataset(copy)
+
+
+@pytest.mark.parametrize("batch_size", [None, 6])
+def test_run_length_keeps_exactly_once_same_order_and_resume(small_data, batch_size):
+    from course_lib import arrival_order
+    ds = MmapShardDataset(small_data, block_size=8, batch_size=batch_size, seed=4, run_length=3, window_blocks=2)
+    alone = arrival_order(ds).tolist()
+    assert sorted(alone) == list(range(103))
+    assert arrival_order(DataLoader(ds, batch_size=None, num_workers=2)).tolist() == alone
+    state = ds.state_dict(samples_seen=30)
+    assert state["run_length"] == 3
+    resumed = MmapShardDataset(small_data, block_size=8, batch_size=batch_size, seed=4, run_length=3, window_blocks=2)
+    resumed.load_state_dict(state)
+    assert arrival_order(resumed).tolist() == alone[30:]
+    other = MmapShardDataset(small_data, block_size=8, batch_size=batch_size, seed=4, window_blocks=2)
+    with pytest.raises(ValueError, match="run_length"):
+        other.load_state_dict(state)
+
+
+def test_read_ahead_advises_the_next_window_and_nothing_past_the_end(small_data):
+    ds = MmapShardDataset(small_data, block_size=8, seed=4, window_blocks=2)
+    plan = ds.plan()
+    assert 1 <= ds.advise(plan, 0) <= plan.window
+    assert ds.advise(plan, len(plan)) == 0
+    assert sorted(arrival_order_of(ds)) == sorted(arrival_order_of(MmapShardDataset(small_data, block_size=8,
+                                                                                     seed=4, read_ahead=False)))
+
+
+def arrival_order_of(ds):
+    return [int(s["idx"]) for s in ds]

@@ -28,3 +28,13 @@ def test_consecutive_rows_are_one_slice_and_bad_rows_are_refused():
     assert torch.equal(out, rows[4:7])
     with pytest.raises(IndexError):
         gather_rows(rows, np.array([2, 10, 11]), out)
+
+
+def test_runs_of_rows_are_copied_as_slices_and_match_take():
+    rows = np.random.default_rng(0).integers(0, 256, (100, 9), dtype=np.uint8)
+    picked = np.array([3, 4, 5, 6, 20, 21, 22, 23, 24, 50, 51, 52, 53, 97, 98, 99])
+    out = np.zeros((len(picked), 9), dtype=np.uint8)
+    assert gather_rows(rows, picked, out) is out
+    np.testing.assert_array_equal(out, rows[picked])
+    with pytest.raises(IndexError):
+        gather_rows(rows, np.array([96, 97, 98, 99, 100]), np.zeros((5, 9), dtype=np.uint8))

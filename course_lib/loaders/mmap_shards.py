@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import mmap
-import warnings
 
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,7 +20,8 @@ from .vocabulary import renamed_keywords
 from .worker_transport import RING_SLOTS, BatchRing, inline_sample
 
 Sample = dict[str, torch.Tensor]
-_STATE_KEYS = ("seed", "shuffle", "block_size", "window_blocks", "rank", "world_size", "drop_last", "total")
+_STATE_KEYS = ("seed", "shuffle", "block_size", "window_blocks", "run_length", "rank", "world_size", "drop_last",
+               "total")
 
 
 class MmapShardDataset(IterableDataset):
@@ -53,12 +53,13 @@ class MmapShardDataset(IterableDataset):
     def __init__(self, data_dir: str | Path, *, shuffle: str = "block", block_size: int = 256,
                  batch_size: int | None = None, seed: int = 0, rank: int | None = None,
                  world_size: int | None = None, drop_last: bool = False, window_blocks: int = 16,
-                 shared_epoch: bool = False, worker_slots: int = RING_SLOTS, read_ahead: bool = True):
+                 shared_epoch: bool = False, worker_slots: int = RING_SLOTS, read_ahead: bool = True,
+                 run_length: int = 1):
         super().__init__()
         if shuffle not in SHUFFLE_MODES:
             raise ValueError(f"shuffle must be one of {SHUFFLE_MODES}, got {shuffle!r}")
         for name, value in [("block_size", block_size), ("window_blocks", window_blocks),
-                            ("worker_slots", worker_slots)]:
+                            ("worker_slots", worker_slots), ("run_length", run_length)]:
             check_positive(name, value)
         if batch_size is not None:
             check_positive("batch_size", batch_size)
@@ -70,8 +71,8 @@ class MmapShardDataset(IterableDataset):
         self._shared_epoch = SharedEpoch() if shared_epoch else None
         self.epoch = 0
         self._position = ResumePosition()
-        self.worker_slots, self.read_ahead = worker_slots, read_ahead
-        self._maps: list[torch.Tensor] | None = None
+        self.worker_slots, self.read_ahead, self.run_length = worker_slots, read_ahead, run_length
+        self._maps: list[np.ndarray] | None = None
         self._ring: BatchRing | None = None
 
     # -- the plan ---------------------------------------------------------------------------------
@@ -79,7 +80,8 @@ class MmapShardDataset(IterableDataset):
         """The integer plan this rank follows in ``epoch`` (default: the current one)."""
         return EpochPlan(self.index.counts, block_size=self.block_size, shuffle=self.shuffle, seed=self.seed,
                          epoch=self.epoch if epoch is None else epoch, rank=self.rank,
-                         world_size=self.world_size, drop_last=self.drop_last, window_blocks=self.window_blocks)
+                         world_size=self.world_size, drop_last=self.drop_last, window_blocks=self.window_blocks,
+                         run_length=self.run_length)
 
     def __len__(self) -> int:
         """Samples this rank yields per epoch (the same every epoch: no plan needed)."""
@@ -121,7 +123,7 @@ class MmapShardDataset(IterableDataset):
         """Continue from ``state``: the next iteration yields exactly the samples not yet seen, in order."""
         mine = self._config()
         for key in _STATE_KEYS:
-            if state.get(key) != mine[key]:
+            if state.get(key, 1 if key == "run_length" else None) != mine[key]:
                 raise ValueError(f"state_dict[{key!r}] is {state.get(key)!r} but this dataset has {mine[key]!r}: "
                                  "a resumed run must use the same data and settings")
         self._position.load(state, len(self), *current_worker())
@@ -129,7 +131,7 @@ class MmapShardDataset(IterableDataset):
 
     def _config(self) -> dict[str, Any]:
         return {"seed": self.seed, "shuffle": self.shuffle, "block_size": self.block_size,
-                "window_blocks": self.window_blocks, "rank": self.rank, "world_size": self.world_size,
+                "window_blocks": self.window_blocks, "run_length": self.run_length, "rank": self.rank, "world_size": self.world_size,
                 "drop_last": self.drop_last, "total": len(self.index)}
 
     # -- reading ----------------------------------------------------------------------------------
@@ -214,7 +216,7 @@ class MmapShardDataset(IterableDataset):
         if out is None:
             out = np.empty(len(ids), dtype=self.index.dtype)
         maps, offsets = self._open(), self._offsets
-        raw = torch.from_numpy(out.view(np.uint8).reshape(len(ids), -1))
+        raw = out.view(np.uint8).reshape(len(ids), -1)
         shard = np.searchsorted(offsets, ids, side="right") - 1
         local = ids - offsets[shard]
         cuts = (np.flatnonzero(np.diff(shard)) + 1).tolist()
@@ -255,12 +257,11 @@ class MmapShardDataset(IterableDataset):
             self._mmaps[shard[a]].madvise(mmap.MADV_WILLNEED, aligned, end - aligned)
         return len(cuts) + 1
 
-    def _open(self) -> list[torch.Tensor]:
+    def _open(self) -> list[np.ndarray]:
         """Memory-map every shard once per process (nothing is read until touched).
 
-        Each map is viewed as a 2-D ``uint8`` tensor, one row of ``itemsize`` bytes per record: plain byte
-        rows gather far faster than structured records, and torch's copies use its intra-op threads (faster
-        than numpy's single-threaded ``take``). The maps are read-only and never leave this class.
+        Each map is viewed as a read-only 2-D ``uint8`` array, one row of ``itemsize`` bytes per record:
+        plain byte rows gather far faster than structured records. The maps never leave this class.
         """
         if self._maps is None:
             mapped = [_map_rows(h) for h in self.index.headers]
@@ -276,16 +277,14 @@ class MmapShardDataset(IterableDataset):
         return state
 
 
-def _map_rows(header: ShardHeader) -> tuple[mmap.mmap, torch.Tensor]:
-    """A read-only memory map of one shard, and its records as ``(count, itemsize)`` bytes."""
+def _map_rows(header: ShardHeader) -> tuple[mmap.mmap, np.ndarray]:
+    """A read-only memory map of one shard, and its records as read-only ``(count, itemsize)`` bytes."""
     with open(header.path, "rb") as f:
         mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     itemsize = header.dtype.itemsize
     rows = np.frombuffer(mapped, np.uint8, count=header.count * itemsize,
                          offset=header.data_offset).reshape(header.count, itemsize)
-    with warnings.catch_warnings():  # torch has no read-only tensors: this one is only ever read from
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return mapped, torch.from_numpy(rows)
+    return mapped, rows
 
 
 def batch_tensors(batch: np.ndarray) -> Sample:
