@@ -15,11 +15,23 @@ def test_bench_writes_every_loader_and_ceiling(small_data, tmp_path, capsys):
     # every loader the benchmark defines (peers included when installed) is measured once per worker setting
     defined = loaders(small_data, tmp_path, 16, small_data.parent / "peers")
     measured = [(r["loader"], r["workers"]) for r in result["rows"]]
-    assert sorted(measured, key=str) == sorted(((name, w) for name in defined for w in (None, 0)), key=str)
+    assert sorted(measured, key=str) == sorted(((name, w) for name in defined for w in (None, 0)
+                                                if w is not None or "DataLoader collates" not in name), key=str)
     for r in result["rows"]:
         assert r["samples_per_s"] > 0 and r["runs"][0]["samples"] > 0
         assert abs(r["ratio_to_page_cache"] - r["mb_per_s"] / result["page_cache_mb_per_s"]) < 1e-9
-    assert "of page cache" in capsys.readouterr().out and "mmap block shuffle, batched 16" in format_table(result)
+        assert abs(r["ratio_to_memcpy"] - r["mb_per_s"] / result["memcpy_mb_per_s"]) < 1e-9
+        assert r["samples_per_s_min"] <= r["samples_per_s"] <= r["samples_per_s_max"]
+        assert r["cache"] in ("warm", "cold", "unknown") or "partly" in r["cache"] or "/" in r["cache"]
+    # the frontier: one point per setting, quality beside speed; the cold runs: each against the cold read
+    assert {p["setting"] for p in result["frontier"]} >= {"no shuffle", "sample (full permutation)"}
+    assert all(0 <= p["neighbours"] <= 1 and p["samples_per_s"] > 0 for p in result["frontier"])
+    cold = result["cold"]
+    assert cold["cold_read_mb_per_s"] > 0 and len(cold["rows"]) == 3
+    assert all(abs(r["ratio_to_cold_read"] - r["mb_per_s"] / cold["cold_read_mb_per_s"]) < 1e-9 for r in cold["rows"])
+    text = capsys.readouterr().out
+    assert "of page cache" in text and "of memcpy" in text and "cold sequential read" in text and "frontier" in text
+    assert "mmap block shuffle, batched 16" in format_table(result)
 
 
 def test_only_filters_loaders_and_missing_peers_are_reported(small_data, tmp_path):

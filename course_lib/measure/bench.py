@@ -2,8 +2,12 @@
 
     python -m course_lib.bench --data-dir build/data --out build/bench.json [--repeat 3] [--max-samples N]
 
-Prints samples/s, MB/s and the ratio to the page-cache read speed of the same files (median of
-``--repeat`` runs each), and writes the table as JSON.
+Prints samples/s (median and min-max of ``--repeat`` runs), MB/s, whether each row ran on a warm or cold page
+cache, and the ratio to two ceilings measured in the same run: the page-cache read of the same files (a
+system call and a kernel copy per chunk: an mmap gather can beat it) and a warm memcpy (one copy of bytes
+already in RAM: the real limit of a loader that copies each batch once). Then the cold-cache runs (each
+loader right after eviction, against a cold sequential read) and the shuffle quality / speed frontier.
+Writes everything as JSON.
 """
 from __future__ import annotations
 
@@ -26,7 +30,9 @@ from ..loaders.vocabulary import add_data_dir_argument, add_num_workers_argument
 from ..loaders.webdataset_pipeline import make_block_webdataset, make_webdataset, shard_urls
 from ..teaching.naive import (LoadAllDataset, PerSampleFileDataset, SeedStreamingDataset, SeedStreamingTensors,
                               export_per_sample_files)
-from .page_cache import page_cache_mb_per_s
+from .cold_cache import cold_lines, cold_runs
+from .page_cache import memcpy_mb_per_s, page_cache_mb_per_s
+from .shuffle_frontier import frontier_lines, shuffle_frontier
 from .peers import litdata_loader, missing, prepare_litdata
 from .throughput import measure_throughput
 
@@ -74,6 +80,9 @@ def loaders(data_dir: Path, files_dir: Path, batch_size: int, peers_dir: Path | 
                                                      per_sample_fast),
         "mmap sample shuffle, per sample": through(lambda: MmapShardDataset(data_dir, shuffle="sample"), per_sample_fast),
         "mmap block shuffle, per sample": through(lambda: MmapShardDataset(data_dir, shuffle="block"), per_sample_fast),
+        f"mmap block shuffle, per sample, DataLoader collates {batch_size}": Loader(
+            lambda w: DataLoader(MmapShardDataset(data_dir, shuffle="block"), batch_size=batch_size,
+                                 num_workers=w or 0), (0,)),
         f"mmap block shuffle, batched {batch_size}": through(lambda: MmapShardDataset(data_dir, shuffle="block",
                                                                                       batch_size=batch_size),
                                                              None),
@@ -105,7 +114,7 @@ def _litdata_loaders(data_dir: Path, peers_dir: Path, batch_size: int) -> dict[s
 @renamed_keywords(data="data_dir", workers="num_workers")
 def run(data_dir: Path, *, repeat: int = 3, num_workers: Iterable[int | None] = (None, 0, 2), batch_size: int = 256,
         max_samples: int | None = None, per_sample_files: int = 5000, progress: bool = True,
-        only: str | None = None, peers_dir: Path | None = None) -> dict:
+        only: str | None = None, peers_dir: Path | None = None, cold: bool = True, frontier: bool = True) -> dict:
     """Measure every loader x worker setting ``repeat`` times; return the JSON-ready table.
 
     ``only`` keeps the loaders whose name contains it; peers (litdata) are measured when installed, with
@@ -114,6 +123,7 @@ def run(data_dir: Path, *, repeat: int = 3, num_workers: Iterable[int | None] = 
     index = index_shards(data_dir)
     ceiling = page_cache_mb_per_s(index.paths)
     ceiling_1m = page_cache_mb_per_s(index.paths, chunk=1 << 20)
+    memcpy = memcpy_mb_per_s()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         files_dir = export_per_sample_files(data_dir, Path(tmp) / "files", limit=per_sample_files)
@@ -122,6 +132,8 @@ def run(data_dir: Path, *, repeat: int = 3, num_workers: Iterable[int | None] = 
             if only and only not in name:
                 continue
             for w in num_workers:
+                if w is None and "DataLoader collates" in name:
+                    continue
                 label = f"{name} [{'no DataLoader' if w is None else f'DataLoader, {w} workers'}]"
                 loader = spec.make(w)  # one object, iterated `repeat` times: like epochs of one training run
                 whole = spec.full is None or w in spec.full
@@ -132,26 +144,46 @@ def run(data_dir: Path, *, repeat: int = 3, num_workers: Iterable[int | None] = 
                 sps = statistics.median(r.samples_per_s for r in runs)
                 mbps = statistics.median(r.mb_per_s for r in runs)
                 rows.append({"loader": name, "workers": w, "samples_per_s": sps, "mb_per_s": mbps,
-                             "ratio_to_page_cache": mbps / ceiling, "runs": [r.as_dict() for r in runs]})
+                             "samples_per_s_min": min(r.samples_per_s for r in runs),
+                             "samples_per_s_max": max(r.samples_per_s for r in runs),
+                             "cache": "/".join(sorted({r.cache for r in runs})),
+                             "ratio_to_page_cache": mbps / ceiling, "ratio_to_memcpy": mbps / memcpy,
+                             "runs": [r.as_dict() for r in runs]})
                 if progress:
                     print(f"  {label}: {sps:,.0f} samples/s, {mbps:,.0f} MB/s", file=sys.stderr)
-    return {"data": str(data_dir), "samples": len(index), "bytes_per_sample": index.bytes_per_sample,
-            "page_cache_mb_per_s": ceiling, "page_cache_1mib_mb_per_s": ceiling_1m, "repeat": repeat,
-            "backend": backend(), "packages": package_versions(), "rows": rows,
-            "skipped": [reason for reason in [missing("litdata")] if reason]}
+    result = {"data": str(data_dir), "samples": len(index), "bytes_per_sample": index.bytes_per_sample,
+              "page_cache_mb_per_s": ceiling, "page_cache_1mib_mb_per_s": ceiling_1m, "memcpy_mb_per_s": memcpy,
+              "repeat": repeat, "backend": backend(), "packages": package_versions(), "rows": rows,
+              "skipped": [reason for reason in [missing("litdata")] if reason]}
+    if frontier and not only:
+        result["frontier"] = shuffle_frontier(data_dir, batch_size=batch_size, repeat=repeat, max_samples=max_samples)
+    if cold and not only:
+        result["cold"] = cold_runs(data_dir, repeat=repeat, batch_size=batch_size)
+    return result
 
 
 def format_table(result: dict) -> str:
     """The benchmark as a fixed-width text table."""
+    memcpy = result.get("memcpy_mb_per_s")
     lines = [f"data: {result['data']} ({result['samples']:,} samples x {result['bytes_per_sample']:,} B), "
-             f"median of {result['repeat']}",
+             f"median (min-max) of {result['repeat']}",
              f"page-cache sequential read: {result['page_cache_mb_per_s']:,.0f} MB/s (8 MiB chunks), "
-             f"{result['page_cache_1mib_mb_per_s']:,.0f} MB/s (1 MiB chunks)",
-             f"{'loader':<48} {'workers':>13} {'samples/s':>12} {'MB/s':>9} {'of page cache':>14}"]
+             f"{result['page_cache_1mib_mb_per_s']:,.0f} MB/s (1 MiB chunks)"
+             + (f"; warm memcpy: {memcpy:,.0f} MB/s" if memcpy else ""),
+             f"{'loader':<56} {'workers':>7} {'samples/s (min-max)':>30} {'MB/s':>7} {'cache':>5} "
+             f"{'of page cache':>13} {'of memcpy':>9}"]
     for r in result["rows"]:
         w = "-" if r["workers"] is None else str(r["workers"])
-        lines.append(f"{r['loader']:<48} {w:>13} {r['samples_per_s']:>12,.0f} {r['mb_per_s']:>9,.0f} "
-                     f"{r['ratio_to_page_cache']:>13.0%}")
+        spread = (f"{r['samples_per_s']:,.0f} ({r['samples_per_s_min']:,.0f}-{r['samples_per_s_max']:,.0f})"
+                  if "samples_per_s_min" in r else f"{r['samples_per_s']:,.0f}")
+        ratio_memcpy = f"{r['ratio_to_memcpy']:.0%}" if "ratio_to_memcpy" in r else "-"
+        lines.append(f"{r['loader']:<56} {w:>7} {spread:>30} {r['mb_per_s']:>7,.0f} {r.get('cache', '?'):>5} "
+                     f"{r['ratio_to_page_cache']:>13.0%} {ratio_memcpy:>9}")
+    if result.get("frontier"):
+        lines += ["", "shuffle quality / speed frontier (batched, warm; quality of one epoch's order):",
+                  *frontier_lines(result["frontier"], result["page_cache_mb_per_s"])]
+    if result.get("cold"):
+        lines += ["", *cold_lines(result["cold"])]
     lines += [f"skipped: {reason}" for reason in result.get("skipped", [])]
     return "\n".join(lines)
 
@@ -169,10 +201,13 @@ def main(argv: list[str] | None = None) -> int:
                              help="comma list: none (no DataLoader) and/or DataLoader worker counts")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--only", default=None, help="measure only loaders whose name contains this text")
+    parser.add_argument("--no-cold", action="store_true", help="skip the cold-cache runs")
+    parser.add_argument("--no-frontier", action="store_true", help="skip the shuffle quality / speed frontier")
     args = parser.parse_args(argv)
     num_workers = [None if w.strip() == "none" else int(w) for w in args.num_workers.split(",")]
     result = run(args.data_dir, repeat=args.repeat, num_workers=num_workers, batch_size=args.batch_size,
-                 max_samples=args.max_samples, progress=not args.no_progress, only=args.only)
+                 max_samples=args.max_samples, progress=not args.no_progress, only=args.only,
+                 cold=not args.no_cold, frontier=not args.no_frontier)
     print(format_table(result))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
