@@ -30,6 +30,9 @@ from .course.verification import environment_summary, load_records, start_chapte
 from .course.tables import Table, results_table
 from .course.plots import epoch_start_bars, image_grid, memory_bars, plot_plan, throughput_bars
 from .course.resume_run import resumable_loader
+# your own data (chapter 07): the plain folder loader it starts from, the img tars it converts to
+from .loaders.image_tars import make_image_webdataset
+from .teaching.naive import ImageFolderDataset
 
 __all__ = [
     # loaders
@@ -49,3 +52,5 @@ __all__ = [
     "environment_summary", "load_records", "start_chapter", "verification_checkpoint", "Table", "results_table",
     "epoch_start_bars", "image_grid", "memory_bars", "plot_plan", "throughput_bars", "resumable_loader",
 ]
+__all__ += ["make_image_webdataset",  # loaders
+            "ImageFolderDataset"]     # teaching

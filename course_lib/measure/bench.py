@@ -26,6 +26,8 @@ from ..loaders.shard_index import index_shards
 from .throughput import measure_throughput
 from ..course.verification import backend, package_versions
 from ..loaders.webdataset_pipeline import make_block_webdataset, make_webdataset
+from ..loaders.image_tars import make_image_webdataset
+from data_gen.layout import EXTENSIONS
 
 SLOW_CAP = 10_000  # samples measured per run for per-sample tar/file loaders and per-sample rows with workers
 
@@ -45,21 +47,28 @@ def stock_webdataset(data: Path):
 
 class Loader(NamedTuple):
     """A compared loader: ``make(num_workers)`` builds it (None: no DataLoader); ``full`` lists the worker
-    settings fast enough to time over whole epochs (None: all), the others are capped at ``SLOW_CAP`` samples."""
+    settings fast enough to time over whole epochs (None: all), the others are capped at ``SLOW_CAP`` samples;
+    ``needs`` names the data_gen formats it reads (a dataset without one of them skips it, saying why)."""
 
     make: Callable[[int | None], Iterable]
     full: tuple[int | None, ...] | None
+    needs: tuple[str, ...] = ("npy",)
+
+
+def available_formats(data: Path) -> set[str]:
+    """The format folders of ``data`` that hold shards (a converted dataset may have only some)."""
+    return {fmt for fmt in EXTENSIONS if any((Path(data) / fmt).glob(f"shard_*{EXTENSIONS[fmt]}"))}
 
 
 def loaders(data: Path, files_dir: Path, batch_size: int, peers_dir: Path | None = None) -> dict[str, Loader]:
     """Every loader compared, by name (peer libraries only when installed and ``peers_dir`` is given)."""
-    def through(make_ds, full, **kw) -> Loader:
+    def through(make_ds, full, needs=("npy",), **kw) -> Loader:
         def factory(workers):
             ds = make_ds()
             if workers is None:
                 return ds
             return DataLoader(ds, batch_size=None, num_workers=workers, **kw)
-        return Loader(factory, full)
+        return Loader(factory, full, needs)
 
     per_sample_fast = (None, 0)
     return {
@@ -77,11 +86,14 @@ def loaders(data: Path, files_dir: Path, batch_size: int, peers_dir: Path | None
         f"mmap no shuffle, batched {batch_size}": through(lambda: MmapShardDataset(data, shuffle="none",
                                                                                    batch_size=batch_size),
                                                           None),
-        "webdataset stock (shuffle 1000, decode)": through(lambda: stock_webdataset(data), (), collate_fn=_identity),
-        "webdataset make_webdataset (per sample)": through(lambda: make_webdataset(data), ()),
+        "webdataset stock (shuffle 1000, decode)": through(lambda: stock_webdataset(data), (), ("wds",),
+                                                           collate_fn=_identity),
+        "webdataset make_webdataset (per sample)": through(lambda: make_webdataset(data), (), ("wds",)),
         f"webdataset blocks, batched {batch_size}": through(lambda: make_block_webdataset(data,
                                                                                          batch_size=batch_size),
-                                                            None),
+                                                            None, ("wdsb",)),
+        f"webdataset JPEG/PNG decode, batched {batch_size}": through(
+            lambda: make_image_webdataset(data, batch_size=batch_size), (), ("img",)),
         **(_litdata_loaders(data, peers_dir, batch_size) if peers_dir is not None else {}),
     }
 
@@ -110,12 +122,17 @@ def run(data: Path, *, repeat: int = 3, workers: Iterable[int | None] = (None, 0
     index = index_shards(data)
     ceiling = page_cache_mb_per_s(index.paths)
     ceiling_1m = page_cache_mb_per_s(index.paths, chunk=1 << 20)
-    rows = []
+    rows, skipped, have = [], [], available_formats(data)
     with tempfile.TemporaryDirectory() as tmp:
         files_dir = export_per_sample_files(data, Path(tmp) / "files", limit=per_sample_files)
         peers_dir = Path(data).resolve().parent / "peers" if peers_dir is None else peers_dir
         for name, spec in loaders(data, files_dir, batch_size, peers_dir).items():
             if only and only not in name:
+                continue
+            if set(spec.needs) - have:
+                lacking = ", ".join(sorted(set(spec.needs) - have))
+                skipped.append(f"{name}: needs the {lacking} format, which {data} does not have "
+                               f"(write it with --formats ...,{lacking})")
                 continue
             for w in workers:
                 label = f"{name} [{'no DataLoader' if w is None else f'DataLoader, {w} workers'}]"
@@ -134,7 +151,7 @@ def run(data: Path, *, repeat: int = 3, workers: Iterable[int | None] = (None, 0
     return {"data": str(data), "samples": len(index), "bytes_per_sample": index.bytes_per_sample,
             "page_cache_mb_per_s": ceiling, "page_cache_1mib_mb_per_s": ceiling_1m, "repeat": repeat,
             "backend": backend(), "packages": package_versions(), "rows": rows,
-            "skipped": [reason for reason in [missing("litdata")] if reason]}
+            "skipped": skipped + [reason for reason in [missing("litdata")] if reason]}
 
 
 def format_table(result: dict) -> str:
