@@ -33,6 +33,7 @@ from .course.resume_run import resumable_loader
 # your own data (chapter 07): the plain folder loader it starts from, the img tars it converts to
 from .loaders.image_tars import make_image_webdataset
 from .teaching.naive import ImageFolderDataset
+from .course.exercises import NotSolved, solved
 
 __all__ = [
     # loaders
@@ -52,5 +53,6 @@ __all__ = [
     "environment_summary", "load_records", "start_chapter", "verification_checkpoint", "Table", "results_table",
     "epoch_start_bars", "image_grid", "memory_bars", "plot_plan", "throughput_bars", "resumable_loader",
 ]
-__all__ += ["make_image_webdataset",  # loaders
-            "ImageFolderDataset"]     # teaching
+__all__ += ["make_image_webdataset",     # loaders
+            "ImageFolderDataset",        # teaching
+            "NotSolved", "solved"]       # course: the exercise mechanism

@@ -195,7 +195,7 @@ def _take(source, start: int, stop: int | None, todo: list[str], skip_bad: bool,
         return source.take(start, count or (stop - start), stop=stop, skip_bad=skip_bad,
                            pixels=any(f != "img" for f in todo), images="img" in todo)
     except BadSample as e:
-        kept = f"The {shards} shard(s) written before it are kept; " if shards else ""
+        kept = f"The {shards} shard(s) written before it are kept. " if shards else ""
         raise ConvertError("SRC", f"{source.path / e.file}: {e.reason}. {kept}Fix or remove the file, or re-run "
                                   "with --skip-bad to skip it and count it in the manifest (the run resumes)") from e
     except SourceError as e:
