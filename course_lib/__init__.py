@@ -34,6 +34,10 @@ from .course.tables import Table, results_table
 from .course.plots import (epoch_start_bars, image_grid, memory_bars, memory_growth_plot, plot_plan,
                            shuffle_buffer_plot, throughput_bars)
 from .course.resume_run import resumable_loader, resume_in_fresh_process
+# your own data (chapter 07): the plain folder loader it starts from, the img tars it converts to
+from .loaders.image_tars import make_image_webdataset
+from .teaching.naive import ImageFolderDataset
+from .course.exercises import NotSolved, solved
 
 __all__ = [
     # loaders
@@ -56,3 +60,6 @@ __all__ = [
     "epoch_start_bars", "image_grid", "memory_bars", "memory_growth_plot", "plot_plan", "shuffle_buffer_plot",
     "throughput_bars", "resumable_loader", "resume_in_fresh_process",
 ]
+__all__ += ["make_image_webdataset",     # loaders
+            "ImageFolderDataset",        # teaching
+            "NotSolved", "solved"]       # course: the exercise mechanism

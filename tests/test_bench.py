@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from course_lib.measure.bench import format_table, loaders, main
+from course_lib.measure.bench import available_formats, format_table, loaders, main
 
 
 def test_bench_writes_every_loader_and_ceiling(small_data, tmp_path, capsys):
@@ -13,9 +13,14 @@ def test_bench_writes_every_loader_and_ceiling(small_data, tmp_path, capsys):
     result = json.loads(out.read_text())
     assert result["page_cache_mb_per_s"] > 0 and result["samples"] == 103
     # every loader the benchmark defines (peers included when installed) is measured once per worker setting
+    # (loaders needing a format the dataset lacks are skipped, each named with the format it needs)
     defined = loaders(small_data, tmp_path, 16, small_data.parent / "peers")
+    have = available_formats(small_data)
+    runnable = [name for name, spec in defined.items() if set(spec.needs) <= have]
     measured = [(r["loader"], r["workers"]) for r in result["rows"]]
-    assert sorted(measured, key=str) == sorted(((name, w) for name in defined for w in (None, 0)), key=str)
+    assert sorted(measured, key=str) == sorted(((name, w) for name in runnable for w in (None, 0)), key=str)
+    lacking = [name for name in defined if name not in runnable]
+    assert lacking and all(any(s.startswith(f"{name}: needs the") for s in result["skipped"]) for name in lacking)
     for r in result["rows"]:
         assert r["samples_per_s"] > 0 and r["runs"][0]["samples"] > 0
         assert abs(r["ratio_to_page_cache"] - r["mb_per_s"] / result["page_cache_mb_per_s"]) < 1e-9

@@ -45,7 +45,8 @@ def test_every_notebook_runs_and_writes_a_verification_record(course):
     assert len(records) == len(NOTEBOOKS)
     for nb, rec in zip(NOTEBOOKS, records):
         assert rec["chapter"].startswith(nb.name[:2])
-        assert rec["data_path"] == str((out / "data").resolve())
+        converted = out / "tmp" / rec["chapter"] / "converted"   # chapter 07 measures the data it converted
+        assert rec["data_path"] in (str((out / "data").resolve()), str(converted.resolve()))
         assert rec["results"] and all(r["samples"] > 0 and r["samples_per_s"] > 0 for r in rec["results"])
         assert rec["runtime_s"] is not None and rec["runtime_s"] > 0
     assert (out / "throughput.png").stat().st_size > 1000

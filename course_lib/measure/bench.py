@@ -29,6 +29,8 @@ from ..teaching.naive import (LoadAllDataset, PerSampleFileDataset, SeedStreamin
 from .page_cache import page_cache_mb_per_s
 from .peers import litdata_loader, missing, prepare_litdata
 from .throughput import measure_throughput
+from ..loaders.image_tars import make_image_webdataset
+from data_gen.layout import EXTENSIONS, format_dir, shard_glob
 
 SLOW_CAP = 10_000  # samples measured per run for per-sample tar/file loaders and per-sample rows with workers
 
@@ -48,21 +50,28 @@ def stock_webdataset(data_dir: Path):
 
 class Loader(NamedTuple):
     """A compared loader: ``make(num_workers)`` builds it (None: no DataLoader); ``full`` lists the worker
-    settings fast enough to time over whole epochs (None: all), the others are capped at ``SLOW_CAP`` samples."""
+    settings fast enough to time over whole epochs (None: all), the others are capped at ``SLOW_CAP`` samples;
+    ``needs`` names the data_gen formats it reads (a dataset without one of them skips it, saying why)."""
 
     make: Callable[[int | None], Iterable]
     full: tuple[int | None, ...] | None
+    needs: tuple[str, ...] = ("npy",)
+
+
+def available_formats(data_dir: Path) -> set[str]:
+    """The format folders of ``data_dir`` that hold shards (a converted dataset may have only some)."""
+    return {fmt for fmt in EXTENSIONS if any(format_dir(data_dir, fmt).glob(shard_glob(fmt)))}
 
 
 def loaders(data_dir: Path, files_dir: Path, batch_size: int, peers_dir: Path | None = None) -> dict[str, Loader]:
     """Every loader compared, by name (peer libraries only when installed and ``peers_dir`` is given)."""
-    def through(make_ds, full, **kw) -> Loader:
+    def through(make_ds, full, needs=("npy",), **kw) -> Loader:
         def factory(num_workers):
             ds = make_ds()
             if num_workers is None:
                 return ds
             return DataLoader(ds, batch_size=None, num_workers=num_workers, **kw)
-        return Loader(factory, full)
+        return Loader(factory, full, needs)
 
     per_sample_fast = (None, 0)
     return {
@@ -80,11 +89,14 @@ def loaders(data_dir: Path, files_dir: Path, batch_size: int, peers_dir: Path | 
         f"mmap no shuffle, batched {batch_size}": through(lambda: MmapShardDataset(data_dir, shuffle="none",
                                                                                    batch_size=batch_size),
                                                           None),
-        "webdataset stock (shuffle 1000, decode)": through(lambda: stock_webdataset(data_dir), (), collate_fn=_identity),
-        "webdataset make_webdataset (per sample)": through(lambda: make_webdataset(data_dir), ()),
+        "webdataset stock (shuffle 1000, decode)": through(lambda: stock_webdataset(data_dir), (), ("wds",),
+                                                           collate_fn=_identity),
+        "webdataset make_webdataset (per sample)": through(lambda: make_webdataset(data_dir), (), ("wds",)),
         f"webdataset blocks, batched {batch_size}": through(lambda: make_block_webdataset(data_dir,
                                                                                          batch_size=batch_size),
-                                                            None),
+                                                            None, ("wdsb",)),
+        f"webdataset JPEG/PNG decode, batched {batch_size}": through(
+            lambda: make_image_webdataset(data_dir, batch_size=batch_size), (), ("img",)),
         **(_litdata_loaders(data_dir, peers_dir, batch_size) if peers_dir is not None else {}),
     }
 
@@ -114,12 +126,17 @@ def run(data_dir: Path, *, repeat: int = 3, num_workers: Iterable[int | None] = 
     index = index_shards(data_dir)
     ceiling = page_cache_mb_per_s(index.paths)
     ceiling_1m = page_cache_mb_per_s(index.paths, chunk=1 << 20)
-    rows = []
+    rows, skipped, have = [], [], available_formats(data_dir)
     with tempfile.TemporaryDirectory() as tmp:
         files_dir = export_per_sample_files(data_dir, Path(tmp) / "files", limit=per_sample_files)
         peers_dir = Path(data_dir).resolve().parent / "peers" if peers_dir is None else peers_dir
         for name, spec in loaders(data_dir, files_dir, batch_size, peers_dir).items():
             if only and only not in name:
+                continue
+            if set(spec.needs) - have:
+                lacking = ", ".join(sorted(set(spec.needs) - have))
+                skipped.append(f"{name}: needs the {lacking} format, which {data_dir} does not have "
+                               f"(write it with --formats ...,{lacking})")
                 continue
             for w in num_workers:
                 label = f"{name} [{'no DataLoader' if w is None else f'DataLoader, {w} workers'}]"
@@ -138,7 +155,7 @@ def run(data_dir: Path, *, repeat: int = 3, num_workers: Iterable[int | None] = 
     return {"data": str(data_dir), "samples": len(index), "bytes_per_sample": index.bytes_per_sample,
             "page_cache_mb_per_s": ceiling, "page_cache_1mib_mb_per_s": ceiling_1m, "repeat": repeat,
             "backend": backend(), "packages": package_versions(), "rows": rows,
-            "skipped": [reason for reason in [missing("litdata")] if reason]}
+            "skipped": skipped + [reason for reason in [missing("litdata")] if reason]}
 
 
 def format_table(result: dict) -> str:
