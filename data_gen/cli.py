@@ -6,7 +6,8 @@ import sys
 from typing import NoReturn, Sequence
 
 from .generate import GenerateError, generate
-from .layout import FORMATS
+from .images import DEFAULT_JPEG_QUALITY
+from .layout import ALL_FORMATS, FORMATS
 from .manifest import verify
 
 
@@ -40,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--classes", type=int, default=10, help="number of classes (default 10)")
     gen.add_argument("--seed", type=int, default=0, help="content seed (default 0)")
     gen.add_argument("--formats", type=_formats, default=list(FORMATS),
-                     help=f"comma-separated formats from {','.join(FORMATS)} (default all)")
+                     help=f"comma-separated formats from {','.join(ALL_FORMATS)} (default {','.join(FORMATS)})")
+    gen.add_argument("--jpeg-quality", type=int, default=DEFAULT_JPEG_QUALITY,
+                     help=f"JPEG quality of the img format, 1-100 (default {DEFAULT_JPEG_QUALITY})")
     gen.add_argument("--no-progress", action="store_true", help="no progress bar")
     ver = sub.add_parser("verify", help="re-hash every shard against manifest.json")
     ver.add_argument("dir", help="a directory written by 'generate'")
@@ -59,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1 if problems else 0
     try:
         generate(args.out, samples=args.samples, shard_size=args.shard_size, shape=args.shape,
-                 classes=args.classes, seed=args.seed, formats=args.formats, progress=not args.no_progress)
+                 classes=args.classes, seed=args.seed, formats=args.formats, jpeg_quality=args.jpeg_quality,
+                 progress=not args.no_progress)
     except GenerateError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2

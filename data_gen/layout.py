@@ -27,7 +27,8 @@ from __future__ import annotations
 import numpy as np
 
 FORMAT_VERSION = 1
-FORMATS = ("npy", "wds", "wdsb")
+FORMATS = ("npy", "wds", "wdsb")  # what generate writes by default
+ALL_FORMATS = FORMATS + ("img",)  # img (JPEG members) on request: ``formats=[..., "img"]``
 WDS_BLOCK = 256
 SHARD_NAME = "shard_{:04d}"
 EXTENSIONS = {"npy": ".npy", "wds": ".tar", "wdsb": ".tar", "img": ".tar"}
