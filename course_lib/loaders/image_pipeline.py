@@ -268,7 +268,8 @@ class ImageShardDataset(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        rng = np.random.default_rng([self.seed, self.epoch, self.rank, worker, 1])
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank, worker, 1])      # the order
+        augment_rng = np.random.default_rng([self.seed, self.epoch, self.rank, worker, 2])  # crops and flips
         mine = self.shard_order(worker, workers)
         held: list[EncodedSample] = []
         for start in range(0, len(mine), self.window_shards):
@@ -279,10 +280,10 @@ class ImageShardDataset(IterableDataset):
                 held = [held[j] for j in rng.permutation(len(held))]
             full = len(held) - len(held) % self.batch_size
             for b in range(0, full, self.batch_size):
-                yield self._batch(held[b:b + self.batch_size], rng)
+                yield self._batch(held[b:b + self.batch_size], augment_rng)
             held = held[full:]  # the remainder joins the next window's samples
         if held:
-            yield self._batch(held, rng)
+            yield self._batch(held, augment_rng)
 
     def _batch(self, samples: list[EncodedSample], rng: np.random.Generator) -> dict[str, torch.Tensor]:
         y = torch.tensor([s.y for s in samples], dtype=torch.int64)

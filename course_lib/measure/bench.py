@@ -91,9 +91,11 @@ def loaders(data: Path, files_dir: Path, batch_size: int, peers_dir: Path | None
 
 def run_regimes(data: Path, peers_dir: Path, *, workers: Iterable[int], repeat: int = 3, run_seconds: float = 1.0,
                 batch_size: int = 64, crop_size: int = 64, step_ms: float = 20.0,
-                peer_libraries: Iterable[str] = PEER_LIBRARIES, progress: bool = True) -> dict:
-    """Chapter 05's measurements: copy-bound vs decode-bound at each worker count, then every peer library."""
-    image_dir = image_data(data, progress=progress)
+                peer_libraries: Iterable[str] = PEER_LIBRARIES, progress: bool = True,
+                image_args: dict | None = None) -> dict:
+    """Chapter 05's measurements: copy-bound vs decode-bound at each worker count, then every peer library.
+    ``image_args`` (samples, shard_size, shape, jpeg_quality) size the image dataset written beside ``data``."""
+    image_dir = image_data(data, progress=progress, **(image_args or {}))
     counts = sorted(set(workers))
     step = TrainingStep("busy", step_ms)
     rows = measure_specs(course_specs(image_dir, batch_size=batch_size, crop_size=crop_size), counts,
@@ -109,7 +111,7 @@ def run_regimes(data: Path, peers_dir: Path, *, workers: Iterable[int], repeat: 
 def run(data: Path, *, repeat: int = 3, workers: Iterable[int | None] = (None, 0, 2), batch_size: int = 256,
         max_samples: int | None = None, per_sample_files: int = 5000, progress: bool = True,
         only: str | None = None, peers_dir: Path | None = None, regimes: bool = False, run_seconds: float = 1.0,
-        peer_libraries: Iterable[str] = PEER_LIBRARIES) -> dict:
+        peer_libraries: Iterable[str] = PEER_LIBRARIES, image_args: dict | None = None) -> dict:
     """Measure every loader x worker setting ``repeat`` times; return the JSON-ready table.
 
     ``only`` keeps the loaders whose name contains it. With ``regimes`` (and no ``only``), chapter 05's
@@ -146,7 +148,8 @@ def run(data: Path, *, repeat: int = 3, workers: Iterable[int | None] = (None, 0
     if regimes and not only:
         result["regimes"] = run_regimes(data, peers_dir, workers=[w for w in workers if w is not None] or [0],
                                         repeat=repeat, run_seconds=run_seconds, peer_libraries=peer_libraries,
-                                        progress=progress)
+                                        progress=progress, image_args=image_args,
+                                        batch_size=min(batch_size, 64))
         result["skipped"] = [f"{f['library']}: {f['error']}" for f in result["regimes"]["failed"]]
     return result
 
@@ -197,12 +200,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-regimes", action="store_true", help="skip chapter 05's regimes and peer libraries")
     parser.add_argument("--run-seconds", type=float, default=1.0, help="time limit of each regime/peer run")
     parser.add_argument("--peers", default=",".join(PEER_LIBRARIES), help="comma list of peer libraries")
+    parser.add_argument("--image-samples", type=int, default=None, help="size of the regimes' image dataset")
+    parser.add_argument("--image-shape", default=None, help="its image shape, e.g. 3,128,128")
     args = parser.parse_args(argv)
     workers = [None if w.strip() == "none" else int(w) for w in args.workers.split(",")]
     result = run(args.data, repeat=args.repeat, workers=workers, batch_size=args.batch_size,
                  max_samples=args.max_samples, progress=not args.no_progress, only=args.only,
                  regimes=not args.no_regimes, run_seconds=args.run_seconds,
-                 peer_libraries=[p.strip() for p in args.peers.split(",") if p.strip()])
+                 peer_libraries=[p.strip() for p in args.peers.split(",") if p.strip()],
+                 image_args={k: v for k, v in [("samples", args.image_samples),
+                                               ("shape", args.image_shape and [int(d) for d in
+                                                                               args.image_shape.split(",")])] if v})
     print(format_table(result))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

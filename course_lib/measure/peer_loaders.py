@@ -95,7 +95,7 @@ def litdata_specs(image_dir: Path, peers_dir: Path, *, batch_size: int, crop_siz
         transform = DecodeTransform(crop_size) if regime == "JPEG" else None
         make = _LitdataFactory(out, batch_size, seed, transform)
         specs.append(LoaderSpec("StreamingDataset (shuffle) + StreamingDataLoader", "litdata", regime, make, bpp,
-                                make.order if regime == "raw" else None))
+                                make.order if regime == "raw" else None, reuse=True))
     return specs
 
 
@@ -190,7 +190,7 @@ class _HFMapStyle:
     def __call__(self, num_workers: int) -> DataLoader:
         g = torch.Generator().manual_seed(self.seed)
         return DataLoader(_load_hf(self.path, self.crop_size), batch_size=self.batch_size, shuffle=True,
-                          generator=g, num_workers=num_workers, persistent_workers=num_workers > 0)
+                          generator=g, num_workers=num_workers)
 
     def order(self) -> DataLoader:
         ds = _load_hf(self.path).select_columns(["idx"])
@@ -221,8 +221,7 @@ class _HFFactory:
         self.cls, self.path, self.batch_size, self.seed = cls, path, batch_size, seed
 
     def __call__(self, num_workers: int) -> DataLoader:
-        return DataLoader(self.cls(self.path, self.batch_size, self.seed), batch_size=None, num_workers=num_workers,
-                          persistent_workers=num_workers > 0)
+        return DataLoader(self.cls(self.path, self.batch_size, self.seed), batch_size=None, num_workers=num_workers)
 
     def order(self):
         return self.cls(self.path, self.batch_size, self.seed, ["idx"])
@@ -241,8 +240,7 @@ class _HFIterable:
         return ds.to_iterable_dataset(num_shards=8).shuffle(seed=self.seed, buffer_size=SHUFFLE_BUFFER)
 
     def __call__(self, num_workers: int) -> DataLoader:
-        return DataLoader(self.dataset(), batch_size=self.batch_size, num_workers=num_workers,
-                          persistent_workers=num_workers > 0)
+        return DataLoader(self.dataset(), batch_size=self.batch_size, num_workers=num_workers)
 
     def order(self) -> DataLoader:
         return DataLoader(self.dataset(["idx"]), batch_size=self.batch_size)
@@ -273,8 +271,7 @@ class _Stateful:
     def __call__(self, num_workers: int):
         from torchdata.stateful_dataloader import StatefulDataLoader
 
-        return StatefulDataLoader(self.dataset(), batch_size=None, num_workers=num_workers,
-                                  persistent_workers=num_workers > 0)
+        return StatefulDataLoader(self.dataset(), batch_size=None, num_workers=num_workers)
 
 
 # --- stock webdataset ---------------------------------------------------------------------------------------
@@ -302,8 +299,7 @@ class _StockWebDataset:
         return ds.to_tuple("idx").map(_idx_dict)
 
     def __call__(self, num_workers: int):
-        return DataLoader(self.pipeline(), batch_size=None, num_workers=num_workers,
-                          persistent_workers=num_workers > 0)
+        return DataLoader(self.pipeline(), batch_size=None, num_workers=num_workers)
 
     def order(self):
         return self.pipeline(decode=False)

@@ -38,9 +38,10 @@ def run_peer(library: str, image_dir: str | Path, peers_dir: str | Path, *, work
              batch_size: int = 64,
              crop_size: int = 64, seed: int = 0, step_kind: str = "busy", step_ms: float = 20.0,
              wait_workers: Sequence[int] = (), wait_batches: int = 12, order: bool = True,
-             timeout: float = 300.0) -> dict[str, Any]:
+             regime_workers: dict[str, Sequence[int]] | None = None, timeout: float = 300.0) -> dict[str, Any]:
     """Measure one peer library in a fresh subprocess; returns its rows, or ``{"library", "error"}``.
 
+    ``regime_workers`` (e.g. ``{"raw": [0], "JPEG": [2]}``) overrides ``worker_counts`` per regime.
     The result holds ``rows`` (as :func:`~.regimes.measure_specs`, with ``data_wait`` at ``wait_workers``),
     ``order`` (shuffle statistics), ``timings`` (conversions, not counted in any rate)
     and ``seconds`` (the whole subprocess).
@@ -50,7 +51,8 @@ def run_peer(library: str, image_dir: str | Path, peers_dir: str | Path, *, work
             "max_samples": max_samples or {}, "max_seconds": max_seconds, "batch_size": batch_size,
             "crop_size": crop_size, "seed": seed,
             "step_kind": step_kind, "step_ms": step_ms, "wait_workers": list(wait_workers),
-            "wait_batches": wait_batches, "order": order}
+            "wait_batches": wait_batches, "order": order,
+            "regime_workers": {k: list(v) for k, v in (regime_workers or {}).items()}}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="peer-") as tmp:
         out = Path(tmp) / "result.json"
@@ -115,7 +117,8 @@ def _measure(args: dict[str, Any]) -> dict[str, Any]:
                            crop_size=args["crop_size"], seed=args["seed"], timings=timings)
     rows = measure_specs(specs, args["worker_counts"], repeats=args["repeats"], max_samples=args["max_samples"],
                          max_seconds=args["max_seconds"], step=TrainingStep(args["step_kind"], args["step_ms"]),
-                         wait_workers=args["wait_workers"], wait_batches=args["wait_batches"])
+                         wait_workers=args["wait_workers"], wait_batches=args["wait_batches"],
+                         regime_workers=args["regime_workers"])
     order = order_quality(specs) if args["order"] else []
     return {"library": library, "rows": rows, "order": order, "timings": timings}
 

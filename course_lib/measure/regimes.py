@@ -9,6 +9,7 @@ once). Peer libraries use the same functions inside their own subprocess (:mod:`
 """
 from __future__ import annotations
 
+import gc
 import statistics
 import sys
 import time
@@ -44,6 +45,7 @@ class LoaderSpec:
     bytes_per_sample: float
     order: Callable[[], Iterable] | None = None
     worker_counts: tuple[int, ...] | None = None  # measured only at these (None: every requested count)
+    reuse: bool = False  # build once per worker count, repeats back to back (workers that take seconds to spawn)
 
     def label(self, num_workers: int) -> str:
         """The label a result carries: regime, library, loader and worker count."""
@@ -85,9 +87,7 @@ class _Factory:
         return self.build(*self.args, **self.kwargs)
 
     def __call__(self, num_workers: int) -> DataLoader:
-        # persistent workers: each repeat re-iterates the same loader without starting workers again
-        return DataLoader(self.dataset(), batch_size=None, num_workers=num_workers,
-                          persistent_workers=num_workers > 0)
+        return DataLoader(self.dataset(), batch_size=None, num_workers=num_workers)
 
 
 class OneTorchThread:
@@ -148,7 +148,7 @@ def _run_dict(result: ThroughputResult, pss: PeakPss) -> dict[str, Any]:
             "pss_shmem_mb": pss.peak.shmem_mb - pss.start.shmem_mb, "pss_processes": pss.peak.processes}
 
 
-def timed(iterable: Iterable, seconds: float | None, min_items: int = 3) -> Iterable:
+def timed(iterable: Iterable, seconds: float | None, min_items: int = 2) -> Iterable:
     """``iterable``, stopped once ``seconds`` have passed since its first item (after at least ``min_items``
     more): every run of a slow and a fast loader then costs about the same wall time."""
     if seconds is None:
@@ -161,47 +161,67 @@ def timed(iterable: Iterable, seconds: float | None, min_items: int = 3) -> Iter
         now = time.perf_counter()
         if deadline is None:
             deadline = now + seconds
-        elif n > min_items and now > deadline:
+        elif n >= min_items and now > deadline:
             return
 
 
 def measure_specs(specs: Sequence[LoaderSpec], worker_counts: Sequence[int], *, repeats: int = 3,
                   max_samples: dict[str, int | None] | None = None, max_seconds: float | None = None,
                   warmup: int = 1, step: TrainingStep | None = None, wait_workers: Sequence[int] = (),
-                  wait_batches: int = 8, progress: bool = False) -> list[dict[str, Any]]:
+                  wait_batches: int = 8, regime_workers: dict[str, Sequence[int]] | None = None,
+                  progress: bool = False) -> list[dict[str, Any]]:
     """Every (spec, worker count) ``repeats`` times, alternating order; one row per pair (JSON-ready).
 
-    Each pair's loader is built once and iterated ``repeats`` times (like the epochs of one run).
-    ``max_samples`` caps each timed run per regime (e.g. ``{"JPEG": 640}``; None: the whole epoch) and
-    ``max_seconds`` stops a run after that long (after at least 3 timed items). A row has the median
-    samples/s, its min and max, the median MB/s, the peak PSS growth (anonymous, file-backed, shared
-    memory) and every run. With ``step``, the pairs whose worker count is in ``wait_workers`` also get
-    ``data_wait`` (:func:`~.training_step.data_wait` on the same loader, after the timed runs).
+    Each run builds its loader afresh (its workers start, then are excluded from the rate as warm-up), so
+    only the measured loader's processes are alive and counted. Specs with ``reuse`` (workers that take
+    seconds to spawn) are built once per worker count and timed back to back instead. ``max_samples`` caps
+    each timed run per regime (e.g. ``{"JPEG": 640}``) and ``max_seconds`` stops a run after that long (after
+    at least 2 timed items). ``regime_workers`` overrides ``worker_counts`` per regime. A row has the median
+    samples/s, its min and max, the median MB/s, the peak PSS growth (anonymous, file-backed, shared memory)
+    and every run. With ``step``, pairs whose worker count is in ``wait_workers`` also get ``data_wait``.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    caps = max_samples or {}
-    pairs = [(s, w) for s in specs for w in worker_counts if s.worker_counts is None or w in s.worker_counts]
-    loaders = [s.make(w) for s, w in pairs]
+    caps, per_regime = max_samples or {}, regime_workers or {}
+    pairs = [(s, w) for s in specs for w in per_regime.get(s.regime, worker_counts)
+             if s.worker_counts is None or w in s.worker_counts]
     runs: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(pairs))}
+    waits: dict[int, dict[str, Any]] = {}
+
+    def run_once(i: int, loader: Iterable) -> None:
+        spec, w = pairs[i]
+        with PeakPss() as pss:
+            result = measure_throughput(timed(loader, max_seconds), bytes_per_sample=spec.bytes_per_sample,
+                                        warmup=warmup, max_samples=caps.get(spec.regime), progress=False,
+                                        label=spec.label(w))
+        runs[i].append(_run_dict(result, pss))
+        if progress:
+            print(f"  {result.label}: {result.samples_per_s:,.0f} samples/s", file=sys.stderr, flush=True)
+
+    def wait_once(i: int, loader: Iterable) -> None:
+        spec, w = pairs[i]
+        waited = data_wait(loader, step, batches=wait_batches, warmup=1, label=spec.label(w))
+        waits[i] = {"step": repr(step), **waited.as_dict()}
+
+    fresh = [i for i, (s, _) in enumerate(pairs) if not s.reuse]
     for r in range(repeats):
-        order = range(len(pairs)) if r % 2 == 0 else reversed(range(len(pairs)))
-        for i in order:
-            spec, w = pairs[i]
-            with PeakPss() as pss:
-                result = measure_throughput(timed(loaders[i], max_seconds), bytes_per_sample=spec.bytes_per_sample,
-                                            warmup=warmup, max_samples=caps.get(spec.regime), progress=False,
-                                            label=spec.label(w))
-            runs[i].append(_run_dict(result, pss))
-            if progress:
-                print(f"  {result.label}: {result.samples_per_s:,.0f} samples/s", file=sys.stderr, flush=True)
+        for i in (fresh if r % 2 == 0 else fresh[::-1]):
+            run_once(i, pairs[i][0].make(pairs[i][1]))
+    for i in fresh:
+        if step is not None and pairs[i][1] in wait_workers:
+            wait_once(i, pairs[i][0].make(pairs[i][1]))
+    for i, (spec, w) in enumerate(pairs):
+        if spec.reuse:
+            loader = spec.make(w)
+            for _ in range(repeats):
+                run_once(i, loader)
+            if step is not None and w in wait_workers:
+                wait_once(i, loader)
+            del loader
+            gc.collect()  # its workers stop before the next pair is measured
     rows = [_row(spec, w, runs[i]) for i, (spec, w) in enumerate(pairs)]
-    if step is not None:
-        for i, (spec, w) in enumerate(pairs):
-            if w in wait_workers:
-                waited = data_wait(loaders[i], step, batches=wait_batches, label=spec.label(w))
-                rows[i]["data_wait"] = {"step": repr(step), **waited.as_dict()}
-    del loaders  # persistent workers stop here
+    for i, waited in waits.items():
+        rows[i]["data_wait"] = waited
     return rows
 
 
