@@ -8,7 +8,8 @@ from typing import NoReturn, Sequence
 
 from .convert import CONVERT_FORMATS, convert
 from .generate import GenerateError, generate
-from .layout import FORMATS
+from .images import DEFAULT_JPEG_QUALITY
+from .layout import ALL_FORMATS, FORMATS
 from .manifest import verify
 
 
@@ -42,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--classes", type=int, default=10, help="number of classes (default 10)")
     gen.add_argument("--seed", type=int, default=0, help="content seed (default 0)")
     gen.add_argument("--formats", type=_formats, default=list(FORMATS),
-                     help=f"comma-separated formats from {','.join(FORMATS)} (default all)")
+                     help=f"comma-separated formats from {','.join(ALL_FORMATS)} (default {','.join(FORMATS)})")
+    gen.add_argument("--jpeg-quality", type=int, default=DEFAULT_JPEG_QUALITY,
+                     help=f"JPEG quality of the img format, 1-100 (default {DEFAULT_JPEG_QUALITY})")
     gen.add_argument("--no-progress", action="store_true", help="no progress bar")
     conv = sub.add_parser("convert", help="convert your own data into shards (image folder, arrays, per-sample .npy)")
     conv.add_argument("src", metavar="SRC", help="SRC/<class>/<file>.jpg|png, a folder with x.npy + y.npy, an .npz "
@@ -78,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     seed=args.seed, skip_bad=args.skip_bad, progress=not args.no_progress)
             return 0
         generate(args.out, samples=args.samples, shard_size=args.shard_size, shape=args.shape,
-                 classes=args.classes, seed=args.seed, formats=args.formats, progress=not args.no_progress)
+                 classes=args.classes, seed=args.seed, formats=args.formats, jpeg_quality=args.jpeg_quality,
+                 progress=not args.no_progress)
     except GenerateError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2

@@ -52,3 +52,29 @@ def decode_image(data: bytes, shape: tuple[int, int, int], where: str | Path = "
         raise UnreadableImage(f"{where}: not a readable JPEG/PNG image ({e})") from e
     array = np.asarray(fitted, dtype=np.uint8)
     return array[None] if c == 1 else np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+DEFAULT_JPEG_QUALITY = 90
+
+
+def encode_jpeg(x: np.ndarray, quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
+    """JPEG bytes of one ``(C, H, W)`` uint8 image (C = 1 or 3), Pillow's encoder, no chroma subsampling."""
+    from PIL import Image
+
+    check_shape(x.shape)
+    if x.dtype != np.uint8:
+        raise ValueError(f"cannot encode a {x.dtype} array as JPEG: needs uint8")
+    pixels = x[0] if x.shape[0] == 1 else np.ascontiguousarray(np.moveaxis(x, 0, -1))
+    buf = io.BytesIO()
+    # subsampling=0 (4:4:4): the decoded pixels stay close to the originals, so a test can compare them
+    Image.fromarray(pixels).save(buf, format="JPEG", quality=int(quality), subsampling=0)
+    return buf.getvalue()
+
+
+def decode_pixels(data: bytes) -> np.ndarray:
+    """``(C, H, W)`` uint8 pixels of encoded image bytes (JPEG or PNG) at their own size, decoded with Pillow."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        array = np.asarray(img.convert("L" if img.mode in ("L", "I;16", "1") else "RGB"))
+    return array[None] if array.ndim == 2 else np.ascontiguousarray(np.moveaxis(array, -1, 0))

@@ -24,3 +24,11 @@ def class_counts(data_dir):
     for path in index_shards(data_dir).paths:
         counts += np.bincount(np.load(path, mmap_mode="r")["y"], minlength=len(names))
     return {name: int(n) for name, n in zip(names, counts)}
+
+
+@solution("05_throughput_comparison")
+def pick_num_workers(rows, loader="decode at crop size + batch transform", within=0.9):
+    """Chapter 05: the smallest worker count whose measured rate is within 10% of the best one."""
+    mine = [r for r in rows if r["loader"] == loader and r["regime"] == "JPEG"]
+    top = max(r["samples_per_s"] for r in mine)
+    return min(r["num_workers"] for r in mine if r["samples_per_s"] >= within * top)
