@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import psutil
 
+from .process_memory import _rollup
+
 MB = 1e6
 
 
@@ -24,22 +26,10 @@ class MemorySnapshot:
         return self.anon_mb + self.file_mb
 
 
-_ROLLUP = {"Pss_Anon:": 0, "Pss_File:": 1, "Pss_Shmem:": 1}
-
-
 def _proportional(pid: int) -> tuple[float, float] | None:
-    """(anonymous, file-backed + shared-memory) PSS bytes of ``pid`` from ``/proc/PID/smaps_rollup``."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            text = f.read()
-    except OSError:
-        return None
-    out = [0.0, 0.0]
-    for line in text.splitlines():
-        name, _, rest = line.partition(" ")
-        if name in _ROLLUP:
-            out[_ROLLUP[name]] += float(rest.split()[0]) * 1024
-    return out[0], out[1]
+    """(anonymous, file-backed + shared-memory) PSS bytes of ``pid`` (``process_memory``'s smaps_rollup reader)."""
+    parts = _rollup(pid)
+    return None if parts is None else (parts["anon"], parts["file"] + parts["shmem"])
 
 
 def memory_snapshot(include_children: bool = True, procs: list[psutil.Process] | None = None,
