@@ -112,3 +112,15 @@ def test_worker_items_pickle_to_plain_dicts_and_refuse_unknown_rings():
 
 def _as_dict(records):
     return {"n": torch.tensor(len(records))}
+
+
+def test_zero_slots_is_torchs_default_transport(small_data):
+    ds = MmapShardDataset(small_data, batch_size=8, block_size=8, seed=1, worker_slots=0)
+    expected = [b["idx"].tolist() for b in ds]
+    assert [b["idx"].tolist() for b in DataLoader(ds, batch_size=None, num_workers=2)] == expected
+    per_sample = MmapShardDataset(small_data, block_size=8, seed=1, worker_slots=0)
+    got = list(DataLoader(per_sample, batch_size=None, num_workers=2))
+    assert [s["idx"] for s in got] == [s["idx"] for s in per_sample]
+    assert got[0]["x"].untyped_storage().nbytes() > got[0]["x"].nbytes   # a view drags its block's buffer along
+    with pytest.raises(ValueError, match="worker_slots"):
+        MmapShardDataset(small_data, worker_slots=-1)

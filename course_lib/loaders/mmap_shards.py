@@ -13,7 +13,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from .epoch_plan import SHUFFLE_MODES, EpochPlan, rank_bounds
 from .resume_position import ResumePosition, skip_ids
 from .row_gather import gather_rows
-from .runtime import check_positive, current_worker, rank_and_world
+from .runtime import check_non_negative, check_positive, current_worker, rank_and_world
 from .seeding import SharedEpoch
 from .shard_index import ShardHeader, index_shards
 from .vocabulary import renamed_keywords
@@ -42,6 +42,11 @@ class MmapShardDataset(IterableDataset):
     - Inside DataLoader workers, batches are gathered straight into ``worker_slots`` reused shared-memory
       slots per worker and per-sample items carry only their own row (``worker_transport``): what torch does
       by default (a fresh shared-memory segment per tensor) cost more than the reading itself.
+      ``worker_slots=0`` sends items torch's default way (kept to measure the difference).
+    - ``read_ahead`` (default on): as each window of the plan begins, ask the kernel for the next one
+      (``madvise(MADV_WILLNEED)``), so a cold cache reads ahead of the gathers.
+    - ``run_length``: with the block shuffle, permute runs of that many consecutive samples instead of
+      single ones (faster batches, less mixing; ``measure.shuffle_frontier`` measures the trade).
     - ``state_dict()`` / ``load_state_dict()``: resume mid-epoch. The loader yields this rank's stream in
       the same order for any ``num_workers``, so the state is the number of samples consumed: in the main
       process call ``state_dict(samples_seen=n)`` with what the training loop consumed. Inside a DataLoader
@@ -58,9 +63,9 @@ class MmapShardDataset(IterableDataset):
         super().__init__()
         if shuffle not in SHUFFLE_MODES:
             raise ValueError(f"shuffle must be one of {SHUFFLE_MODES}, got {shuffle!r}")
-        for name, value in [("block_size", block_size), ("window_blocks", window_blocks),
-                            ("worker_slots", worker_slots), ("run_length", run_length)]:
+        for name, value in [("block_size", block_size), ("window_blocks", window_blocks), ("run_length", run_length)]:
             check_positive(name, value)
+        check_non_negative("worker_slots", worker_slots)
         if batch_size is not None:
             check_positive("batch_size", batch_size)
         self.index = index_shards(data_dir)
@@ -136,7 +141,7 @@ class MmapShardDataset(IterableDataset):
 
     # -- reading ----------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Sample]:
-        in_worker = get_worker_info() is not None
+        in_worker = get_worker_info() is not None and self.worker_slots > 0   # 0: torch's default transport
         if self.batch_size:
             yield from (self._ring_batches() if in_worker else (batch_tensors(self._gather(ids))
                                                                 for ids in self.batch_ids()))
