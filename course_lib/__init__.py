@@ -18,7 +18,10 @@ from .loaders.device_transfer import DeviceLoader, compare_modes, default_device
 # measure: numbers from this machine
 from .measure.throughput import SEED_BAR, ThroughputResult, measure_throughput
 from .measure.memory import MemorySnapshot, PeakMemory, available_mb, memory_snapshot
-from .measure.page_cache import evict, page_cache_mb_per_s, resident_fraction
+from .measure.page_cache import (cold_read_mb_per_s, evict, memcpy_mb_per_s, page_cache_mb_per_s,
+                                  resident_fraction)
+from .measure.cold_cache import cold_runs
+from .measure.shuffle_frontier import FRONTIER_SETTINGS, measure_shuffle_frontier
 from .measure.shuffle_quality import arrival_order, shuffle_quality
 from .measure.order_fingerprint import (Coverage, coverage, epoch_order, fingerprints_in_fresh_process,
                                         order_fingerprint)
@@ -60,6 +63,7 @@ __all__ = [
     # measure
     "SEED_BAR", "ThroughputResult", "measure_throughput", "MemorySnapshot", "PeakMemory", "available_mb",
     "memory_snapshot", "evict", "page_cache_mb_per_s", "resident_fraction", "arrival_order", "shuffle_quality",
+    "memcpy_mb_per_s", "cold_read_mb_per_s", "cold_runs", "FRONTIER_SETTINGS", "measure_shuffle_frontier",
     "Coverage", "coverage", "epoch_order", "fingerprints_in_fresh_process", "order_fingerprint",
     "EpochTiming", "time_epochs",
     # teaching

@@ -58,3 +58,14 @@ def test_forked_shared_pages_count_once_in_pss():
         done.set()
         child.join()
     del big
+
+
+def test_versus_calls_overlapping_ranges_noise():
+    from dataclasses import replace
+
+    base = measure_throughput([{"y": 1}, {"y": 2}], progress=False, warmup=0)
+    fast = replace(base, samples=1, seconds=1.0, runs_samples_per_s=(9.0, 10.0, 12.0))
+    slow = replace(base, samples=1, seconds=1.0, runs_samples_per_s=(5.0, 6.0, 8.0))
+    close = replace(base, samples=1, seconds=1.0, runs_samples_per_s=(7.0, 9.5, 11.0))
+    assert fast.versus(slow) == "faster" and slow.versus(fast) == "slower"
+    assert fast.versus(close) == "within noise" == close.versus(slow)

@@ -186,11 +186,20 @@ def compare_modes(data_dir: str | Path, *, batch_size: int = 256, device: str | 
     out = []
     for mode in MODES:
         loader = DeviceLoader(ds, device, mode=mode)
-        runs = [measure_throughput(_each(loader, _consume if work else None), bytes_per_sample=ds.bytes_per_sample,
-                                   progress=False, label=f"{mode} -> {loader.device}", touch=False)
-                for _ in range(repeat)]
-        out.append(sorted(runs, key=lambda r: r.samples_per_s)[len(runs) // 2])
+        out.append(measure_throughput(_Stepped(loader, _consume if work else None), bytes_per_sample=ds.bytes_per_sample,
+                                      progress=False, label=f"{mode} -> {loader.device}", touch=False, repeat=repeat,
+                                      files=ds.index.paths))
     return out
+
+
+class _Stepped:
+    """``loader``'s batches, each passed to ``step`` first; iterable again for every repeat."""
+
+    def __init__(self, loader: Iterable[Batch], step):
+        self.loader, self.step = loader, step
+
+    def __iter__(self) -> Iterator[Batch]:
+        return _each(self.loader, self.step)
 
 
 def _consume(batch: Batch) -> None:

@@ -34,7 +34,7 @@ from ..teaching.naive import (LoadAllDataset, PerSampleFileDataset, SeedStreamin
                               export_per_sample_files)
 from .cold_cache import cold_lines, cold_runs
 from .page_cache import memcpy_mb_per_s, page_cache_mb_per_s
-from .shuffle_frontier import frontier_lines, shuffle_frontier
+from .shuffle_frontier import frontier_lines, measure_shuffle_frontier
 from .peer_runner import PEER_LIBRARIES, run_peers
 from .regimes import course_specs, image_data, measure_specs, regime_goals
 from .training_step import TrainingStep
@@ -184,7 +184,8 @@ def run(data_dir: Path, *, repeat: int = 3, num_workers: Iterable[int | None] = 
               "page_cache_mb_per_s": ceiling, "page_cache_1mib_mb_per_s": ceiling_1m, "memcpy_mb_per_s": memcpy,
               "repeat": repeat, "backend": backend(), "packages": package_versions(), "rows": rows, "skipped": skipped}
     if frontier and not only:
-        result["frontier"] = shuffle_frontier(data_dir, batch_size=batch_size, repeat=repeat, max_samples=max_samples)
+        result["frontier"] = measure_shuffle_frontier(data_dir, batch_size=batch_size, repeat=repeat,
+                                                      max_samples=max_samples)
     if cold and not only:
         result["cold"] = cold_runs(data_dir, repeat=repeat, batch_size=batch_size)
     if regimes and not only:

@@ -2,7 +2,8 @@
 
 Quality comes from the order the loader yields in one epoch (``shuffle_quality``: displacement, correlation,
 neighbours; computed from the plan, no data read); speed is samples/s on this machine, the median of
-``repeat`` runs taken in alternating order. Chapter 05 plots it (quality on one axis, samples/s on the other).
+``repeat`` runs taken in alternating order. Chapter 05's ``course_lib.shuffle_frontier(rows)`` plots it
+(quality on one axis, samples/s on the other).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ FRONTIER_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
-def shuffle_frontier(data_dir: str | Path, *, batch_size: int = 256, repeat: int = 3, seed: int = 0,
+def measure_shuffle_frontier(data_dir: str | Path, *, batch_size: int = 256, repeat: int = 3, seed: int = 0,
                      settings: dict[str, dict[str, Any]] | None = None,
                      max_samples: int | None = None) -> list[dict[str, Any]]:
     """One row per setting: its keyword arguments, shuffle quality of one epoch, and samples/s (median,
@@ -46,7 +47,8 @@ def shuffle_frontier(data_dir: str | Path, *, batch_size: int = 256, repeat: int
     for name, kw in settings.items():
         order = _epoch_order(MmapShardDataset(data_dir, batch_size=batch_size, seed=seed, **kw))
         rates = [r.samples_per_s for r in runs[name]]
-        rows.append({"setting": name, **kw, **shuffle_quality(order), "samples_per_s": statistics.median(rates),
+        rows.append({"setting": name, "label": f"MmapShardDataset, {name}", "library": "course", **kw,
+                     **shuffle_quality(order), "samples_per_s": statistics.median(rates),
                      "samples_per_s_min": min(rates), "samples_per_s_max": max(rates),
                      "mb_per_s": statistics.median(r.mb_per_s for r in runs[name]),
                      "cache": runs[name][-1].cache})

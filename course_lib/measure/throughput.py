@@ -75,6 +75,15 @@ class ThroughputResult:
         """Whether this loop reached ``bar`` samples/s (the seed chapter's bar, ``SEED_BAR``, by default)."""
         return self.samples_per_s >= bar
 
+    def versus(self, other: "ThroughputResult") -> str:
+        """``faster``, ``slower`` or ``within noise``: faster only when this result's slowest run beat the
+        other's fastest (the min-max ranges of the repeated runs do not overlap)."""
+        if self.spread[0] > other.spread[1]:
+            return "faster"
+        if self.spread[1] < other.spread[0]:
+            return "slower"
+        return "within noise"
+
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict, derived rates included."""
         return {**asdict(self), "samples_per_s": self.samples_per_s, "mb_per_s": self.mb_per_s, "cache": self.cache,
