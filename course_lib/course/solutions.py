@@ -4,6 +4,10 @@ Open this file when you are stuck; ``make course`` and CI run every solution thr
 """
 from __future__ import annotations
 
+import numpy as np
+from torch.utils.data import get_worker_info
+
+from ..teaching.naive import SeedStreamingDataset
 from .exercises import solution  # noqa: F401  (chapters add their solutions below)
 
 
@@ -32,3 +36,23 @@ def pick_num_workers(rows, loader="decode at crop size + batch transform", withi
     mine = [r for r in rows if r["loader"] == loader and r["regime"] == "JPEG"]
     top = max(r["samples_per_s"] for r in mine)
     return min(r["num_workers"] for r in mine if r["samples_per_s"] >= within * top)
+
+
+
+class WorkerSplitSeedDataset(SeedStreamingDataset):
+    """Chapter 02's exercise: the seed's dataset with bug 3 fixed, each DataLoader worker reading only the
+    shards ``shards[worker::num_workers]`` (``get_worker_info()`` is None in the main process)."""
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
+        for shard in self.shards[worker::num_workers]:
+            data = np.load(shard, mmap_mode="r")
+            for idx in np.random.permutation(len(data)):
+                yield data[idx]
+
+
+@solution("02_mmap_streaming")
+def worker_split_seed_dataset():
+    """Chapter 02: the class above (a class at module level, so DataLoader workers can pickle it)."""
+    return WorkerSplitSeedDataset

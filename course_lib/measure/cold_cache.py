@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import statistics
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -52,10 +53,13 @@ def cold_runs(data_dir: str | Path, *, repeat: int = 3, batch_size: int = 256,
     rows = []
     for name, runs in results.items():
         mbps = [x.mb_per_s for x in runs]
+        median = sorted(runs, key=lambda x: x.samples_per_s)[(len(runs) - 1) // 2]
+        median = replace(median, runs_samples_per_s=tuple(x.samples_per_s for x in runs),
+                         runs_resident_before=tuple(x.resident_before for x in runs))
         rows.append({"loader": name, "mb_per_s": statistics.median(mbps), "mb_per_s_min": min(mbps),
                      "mb_per_s_max": max(mbps), "samples_per_s": statistics.median(x.samples_per_s for x in runs),
                      "ratio_to_cold_read": statistics.median(mbps) / read, "cache": sorted({x.cache for x in runs}),
-                     "runs": [x.as_dict() for x in runs]})
+                     "result": median.as_dict(), "runs": [x.as_dict() for x in runs]})
     return {"cold_read_mb_per_s": read, "cold_read_min": min(reads), "cold_read_max": max(reads),
             "cold_read_resident_before": max(resident_before_read), "rows": rows}
 

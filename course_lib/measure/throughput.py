@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ctypes
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -74,6 +74,13 @@ class ThroughputResult:
     def clears(self, bar: float = SEED_BAR) -> bool:
         """Whether this loop reached ``bar`` samples/s (the seed chapter's bar, ``SEED_BAR``, by default)."""
         return self.samples_per_s >= bar
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> "ThroughputResult":
+        """A result back from :meth:`as_dict` (derived keys ignored)."""
+        names = {f.name for f in fields(cls)}
+        kw = {k: (tuple(v) if k.startswith("runs_") else v) for k, v in row.items() if k in names}
+        return cls(**kw)
 
     def versus(self, other: "ThroughputResult") -> str:
         """``faster``, ``slower`` or ``within noise``: faster only when this result's slowest run beat the
