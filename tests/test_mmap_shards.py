@@ -209,7 +209,7 @@ def test_run_length_keeps_exactly_once_same_order_and_resume(small_data, batch_s
     resumed = MmapShardDataset(small_data, block_size=8, batch_size=batch_size, seed=4, run_length=3, window_blocks=2)
     resumed.load_state_dict(state)
     assert arrival_order(resumed).tolist() == alone[30:]
-    other = MmapShardDataset(small_data, block_size=8, batch_size=batch_size, seed=4, window_blocks=2)
+    other = MmapShardDataset(small_data, block_size=8, batch_size=batch_size, seed=4, window_blocks=2, run_length=1)
     with pytest.raises(ValueError, match="run_length"):
         other.load_state_dict(state)
 
@@ -225,3 +225,10 @@ def test_read_ahead_advises_the_next_window_and_nothing_past_the_end(small_data)
 
 def arrival_order_of(ds):
     return [int(s["idx"]) for s in ds]
+
+
+def test_default_run_length_gives_each_batch_window_blocks_runs(small_data):
+    assert MmapShardDataset(small_data, batch_size=256).run_length == 16            # 256 // 16 windows
+    assert MmapShardDataset(small_data, batch_size=8, window_blocks=4).run_length == 2
+    assert MmapShardDataset(small_data, batch_size=8, window_blocks=16).run_length == 1
+    assert MmapShardDataset(small_data).run_length == 1                             # per sample: single samples

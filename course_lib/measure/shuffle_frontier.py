@@ -19,12 +19,12 @@ from .throughput import measure_throughput
 
 FRONTIER_SETTINGS: dict[str, dict[str, Any]] = {
     "no shuffle": {"shuffle": "none"},
-    "block, window 4": {"shuffle": "block", "window_blocks": 4},
-    "block (default: window 16)": {"shuffle": "block"},
-    "block, window 64": {"shuffle": "block", "window_blocks": 64},
+    "block, runs of 1": {"shuffle": "block", "run_length": 1},
     "block, runs of 4": {"shuffle": "block", "run_length": 4},
-    "block, runs of 16": {"shuffle": "block", "run_length": 16},
+    "block, default (runs of batch / window)": {"shuffle": "block"},
     "block, runs of 64": {"shuffle": "block", "run_length": 64},
+    "block, window 4, runs of 1": {"shuffle": "block", "window_blocks": 4, "run_length": 1},
+    "block, window 64, runs of 1": {"shuffle": "block", "window_blocks": 64, "run_length": 1},
     "sample (full permutation)": {"shuffle": "sample"},
 }
 
