@@ -173,11 +173,12 @@ def _map_tensors(batch: dict[str, Any], fn) -> dict[str, Any]:
 
 @renamed_keywords(data="data_dir")
 def compare_modes(data_dir: str | Path, *, batch_size: int = 256, device: str | torch.device | None = None,
-                  repeat: int = 3, work: bool = True, seed: int = 0) -> list[ThroughputResult]:
+                  repeat: int = 3, work: bool = True, seed: int = 0,
+                  max_samples: int | None = None) -> list[ThroughputResult]:
     """Each transfer mode over one epoch of ``MmapShardDataset`` batches; per mode the median of ``repeat`` runs.
 
     With ``work``, each batch is also turned into float on the device (a stand-in for the model's first step),
-    so prefetching has something to overlap with.
+    so prefetching has something to overlap with. ``max_samples`` caps each run (default: whole epochs).
     """
     from .mmap_shards import MmapShardDataset
     from ..measure.throughput import measure_throughput
@@ -188,7 +189,7 @@ def compare_modes(data_dir: str | Path, *, batch_size: int = 256, device: str | 
         loader = DeviceLoader(ds, device, mode=mode)
         out.append(measure_throughput(_Stepped(loader, _consume if work else None), bytes_per_sample=ds.bytes_per_sample,
                                       progress=False, label=f"{mode} -> {loader.device}", touch=False, repeat=repeat,
-                                      files=ds.index.paths))
+                                      files=ds.index.paths, max_samples=max_samples))
     return out
 
 
