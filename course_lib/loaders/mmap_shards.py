@@ -134,7 +134,7 @@ class MmapShardDataset(IterableDataset):
         """Continue from ``state``: the next iteration yields exactly the samples not yet seen, in order."""
         mine = self._config()
         for key in _STATE_KEYS:
-            if state.get(key, 1 if key == "run_length" else None) != mine[key]:
+            if state.get(key, 1 if key == "run_length" else None) != mine[key]:   # states from before runs: 1
                 raise ValueError(f"state_dict[{key!r}] is {state.get(key)!r} but this dataset has {mine[key]!r}: "
                                  "a resumed run must use the same data and settings")
         self._position.load(state, len(self), *current_worker())
@@ -142,8 +142,8 @@ class MmapShardDataset(IterableDataset):
 
     def _config(self) -> dict[str, Any]:
         return {"seed": self.seed, "shuffle": self.shuffle, "block_size": self.block_size,
-                "window_blocks": self.window_blocks, "run_length": self.run_length, "rank": self.rank, "world_size": self.world_size,
-                "drop_last": self.drop_last, "total": len(self.index)}
+                "window_blocks": self.window_blocks, "run_length": self.run_length, "rank": self.rank,
+                "world_size": self.world_size, "drop_last": self.drop_last, "total": len(self.index)}
 
     # -- reading ----------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Sample]:
