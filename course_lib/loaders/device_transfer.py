@@ -187,8 +187,8 @@ def compare_modes(data_dir: str | Path, *, batch_size: int = 256, device: str | 
     out = []
     for mode in MODES:
         loader = DeviceLoader(ds, device, mode=mode)
-        out.append(measure_throughput(_Stepped(loader, _consume if work else None), bytes_per_sample=ds.bytes_per_sample,
-                                      progress=False, label=f"{mode} -> {loader.device}", touch=False, repeat=repeat,
+        out.append(measure_throughput(_Stepped(loader, _consume if work else None),
+                                      bytes_per_sample=ds.bytes_per_sample, progress=False, label=f"{mode} -> {loader.device}", touch=False, repeat=repeat,
                                       files=ds.index.paths, max_samples=max_samples))
     return out
 

@@ -10,9 +10,11 @@ RUNS_WORTH_SLICING = 4  # below this mean run length, one np.take beats a Python
 def gather_rows(rows: torch.Tensor | np.ndarray, picked: np.ndarray,
                 out: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
     """``out[:] = rows[picked]`` for ascending ``picked``: one slice copy per run of consecutive rows when runs
-    average ``RUNS_WORTH_SLICING`` rows or more, else one ``np.take``. Single-threaded on purpose: torch's intra-op threads copied 1.5x faster on an idle 2-core
-    machine but 3-20x slower when the other core was busy (every copy waits for both threads), and a training
-    loop keeps the cores busy; DataLoader workers run one thread each anyway."""
+    average ``RUNS_WORTH_SLICING`` rows or more, else one ``np.take``.
+
+    Single-threaded on purpose: torch's intra-op threads copied 1.5x faster on an idle 2-core machine but
+    3-20x slower when the other core was busy (every copy waits for both threads), and a training loop keeps
+    the cores busy; DataLoader workers run one thread each anyway."""
     src = rows.numpy() if isinstance(rows, torch.Tensor) else rows
     dst = out.numpy() if isinstance(out, torch.Tensor) else out
     first, last = int(picked[0]), int(picked[-1])

@@ -62,7 +62,8 @@ def _epoch_order(ds: MmapShardDataset) -> np.ndarray:
 
 def frontier_lines(rows: Iterable[dict[str, Any]], page_cache_mb_per_s: float) -> list[str]:
     """The frontier as text lines."""
-    lines = [f"{'setting':<28} {'displacement':>12} {'neighbours':>10} {'samples/s (min-max)':>32} {'of page cache':>13}"]
+    lines = [f"{'setting':<28} {'displacement':>12} {'neighbours':>10} {'samples/s (min-max)':>32} "
+             f"{'of page cache':>13}"]
     for r in rows:
         spread = f"{r['samples_per_s']:,.0f} ({r['samples_per_s_min']:,.0f}-{r['samples_per_s_max']:,.0f})"
         lines.append(f"{r['setting']:<28} {r['displacement']:>12.3f} {r['neighbours']:>10.3f} {spread:>32} "
