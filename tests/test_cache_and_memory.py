@@ -32,6 +32,10 @@ def test_cache_state_words_and_unknown_loaders():
     assert cache_state(0.5) == "partly cached (50%)" and cache_state(float("nan")) == "unknown"
     result = measure_throughput([{"y": 1}, {"y": 2}], progress=False, warmup=0)
     assert result.cache == "unknown"
+
+    class Odd(list):
+        paths = [("not", "a path")]          # a loader whose ``paths`` are not file names: no files to ask about
+    assert data_files(Odd([{"y": 1}])) == []
     with pytest.raises(ValueError, match="repeat"):
         measure_throughput([{"y": 1}], progress=False, repeat=0)
 

@@ -128,7 +128,7 @@ def data_files(iterable: Any) -> list[Path]:
             if isinstance(paths, (list, tuple)):
                 break
             paths = None
-    if not paths:
+    if not paths or not all(isinstance(p, (str, Path)) for p in paths):
         return []
     files = [Path(p) for p in paths if "://" not in str(p)]
     return [f for f in files if f.is_file()]
