@@ -4,6 +4,7 @@
 - ``measure/``  throughput, memory, page-cache ceilings, order statistics, epoch boundaries, the benchmark
 - ``teaching/`` the naive loaders the course warns against (the seed chapter's code), kept to be measured
 - ``course/``   verification records, tables, plots, the course runner and the JupyterLab launcher
+- ``distributed/`` torchrun ranks, the end-of-epoch hang and its fixes, shards on an S3 API, scaling on paper
 """
 # loaders: plan -> index -> read -> batch -> (workers) -> device
 from .loaders.epoch_plan import EpochPlan
@@ -30,6 +31,13 @@ from .course.verification import environment_summary, load_records, start_chapte
 from .course.tables import Table, results_table
 from .course.plots import epoch_start_bars, image_grid, memory_bars, plot_plan, throughput_bars
 from .course.resume_run import resumable_loader
+# distributed: torchrun ranks, object storage, scaling on paper (chapter 06)
+from .distributed.launch import LaunchResult, torchrun
+from .distributed.rank_checks import ranks_disjoint, run_report, same_order
+from .distributed.s3_shards import (ObjectStoreError, S3Endpoint, S3Opener, S3Server, brace_pattern, s3_scheme,
+                                    s3_server, upload_shards)
+from .distributed.shard_cache import CachedOpener
+from .distributed.scaling import min_shard_bytes, scaling_rows, scaling_table, time_file, time_http, time_s3
 
 __all__ = [
     # loaders
@@ -48,4 +56,8 @@ __all__ = [
     # course
     "environment_summary", "load_records", "start_chapter", "verification_checkpoint", "Table", "results_table",
     "epoch_start_bars", "image_grid", "memory_bars", "plot_plan", "throughput_bars", "resumable_loader",
+    # distributed
+    "LaunchResult", "torchrun", "ranks_disjoint", "run_report", "same_order", "ObjectStoreError", "S3Endpoint",
+    "S3Opener", "S3Server", "brace_pattern", "s3_scheme", "s3_server", "upload_shards", "CachedOpener",
+    "min_shard_bytes", "scaling_rows", "scaling_table", "time_file", "time_http", "time_s3",
 ]

@@ -11,6 +11,7 @@ is refused, because webdataset's default decoders would run pickle on it.
 from __future__ import annotations
 
 import functools
+import importlib
 import io
 import os
 import random
@@ -101,6 +102,16 @@ def open_shard(url: str, timeout: float = 30.0):
             raise ShardReadError(f"{url}: HTTP {e.code} {e.reason}") from e
         except urllib.error.URLError as e:
             raise ShardReadError(f"{url}: cannot connect ({e.reason})") from e
+    if "://" in url and not url.startswith("file://"):   # s3:// etc.: the opener registered with webdataset's gopen
+        opener = importlib.import_module("webdataset.gopen").gopen_schemes.get(url.split("://", 1)[0])
+        if opener is None:
+            raise ShardReadError(f"{url}: no opener registered for this scheme (webdataset.gopen.gopen_schemes)")
+        try:
+            return opener(url, mode="rb", bufsize=READ_BUFFER)
+        except ShardReadError:
+            raise
+        except Exception as e:  # noqa: BLE001 - name the URL whatever the client raised
+            raise ShardReadError(f"{url}: {type(e).__name__}: {e}") from e
     try:
         return open(url, "rb", buffering=READ_BUFFER)
     except OSError as e:
