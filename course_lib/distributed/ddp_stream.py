@@ -287,11 +287,23 @@ def main(argv: list[str] | None = None) -> int:
     model = DDP(tiny_model(index.sample_shape, classes), process_group=steps_group)
     ctx = Context(args, rank, world, model, torch.optim.SGD(model.parameters(), lr=0.05), status, urls)
     started, reports = time.perf_counter(), []
+
+    def save(complete: bool) -> None:          # after every run: a launch that dies later keeps what it proved
+        if rank == 0:
+            result = {"world_size": world, "num_workers": args.num_workers, "batch_size": args.batch_size,
+                      "seed": args.seed, "source": args.source or str(Path(args.data_dir) / "wds"),
+                      "timeout_s": args.timeout, "backend": dist.get_backend(), "runs": reports,
+                      "complete": complete, "seconds": time.perf_counter() - started}
+            tmp = args.out.with_suffix(".tmp")
+            tmp.write_text(json.dumps(result, indent=1))
+            tmp.replace(args.out)
+
     try:
         for name, epoch in specs:
             report = RUNNERS[name](ctx, epoch)
             if report is not None:
                 reports.append(report)
+            save(complete=False)
     except StuckInCollective as e:
         batches = json.loads(status.path.read_text()).get("batches")
         message = (f"rank {rank} of {world}: stuck in the gradient all-reduce after {batches} batches of "
@@ -300,15 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         status.write(state="stuck", run=f"{name}@{epoch}", batches=batches, waited_s=args.timeout, error=message)
         print(message, file=sys.stderr, flush=True)
         os._exit(STUCK_EXIT)          # no clean-up that could wait on the peers again
+    save(complete=True)
     status.write(state="done", seconds=time.perf_counter() - started)
-    if rank == 0:
-        result = {"world_size": world, "num_workers": args.num_workers, "batch_size": args.batch_size,
-                  "seed": args.seed, "source": args.source or str(Path(args.data_dir) / "wds"),
-                  "timeout_s": args.timeout, "backend": dist.get_backend(), "runs": reports,
-                  "seconds": time.perf_counter() - started}
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        tmp.replace(args.out)
     dist.destroy_process_group()
     return 0
 

@@ -34,8 +34,8 @@ class LaunchResult:
 
     @property
     def ok(self) -> bool:
-        """Exited 0 and wrote its result."""
-        return self.returncode == 0 and self.result is not None
+        """Exited 0 and wrote its complete result."""
+        return self.returncode == 0 and bool(self.result) and bool(self.result.get("complete"))
 
     @property
     def stuck_ranks(self) -> list[int]:

@@ -11,7 +11,6 @@ import contextlib
 import importlib
 import logging
 import os
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator, Sequence
@@ -167,9 +166,11 @@ class S3Server:
 
 @contextlib.contextmanager
 def s3_server(bucket: str = "course-shards", *, timeout: float = 10.0) -> Iterator[S3Server]:
-    """Start moto's S3 API server on 127.0.0.1 on a free port with ``bucket`` created; always stopped and reset on exit.
+    """Start moto's S3 API server on 127.0.0.1 on a free port with ``bucket`` created; always stopped on exit.
 
-    The server runs in a thread of this process. Nothing outside the machine can reach it (loopback only).
+    The server runs in a thread of this process; nothing outside the machine can reach it (loopback only). On
+    exit the bucket and its objects are deleted (moto keeps buckets in process memory, shared by every server
+    in the process), then the server stops.
     """
     from moto.server import ThreadedMotoServer
 
@@ -178,6 +179,7 @@ def s3_server(bucket: str = "course-shards", *, timeout: float = 10.0) -> Iterat
     logging.getLogger("werkzeug").setLevel(logging.ERROR)   # one log line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    fs = None
     try:
         host, port = server.get_host_and_port()
         endpoint = S3Endpoint(f"http://{host}:{port}", key="course-key", secret="course-secret",
@@ -186,17 +188,19 @@ def s3_server(bucket: str = "course-shards", *, timeout: float = 10.0) -> Iterat
         fs.call_s3("create_bucket", Bucket=bucket)   # us-east-1: no LocationConstraint (another region is refused)
         yield S3Server(endpoint, bucket)
     finally:
-        try:   # moto keeps buckets in process memory across servers: forget them
-            _reset(server)
+        try:
+            if fs is not None:
+                _delete_bucket(fs, bucket)
         finally:
             server.stop()
 
 
-def _reset(server) -> None:
-    host, port = server.get_host_and_port()
-    request = urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST")
-    with contextlib.suppress(OSError):
-        urllib.request.urlopen(request, timeout=5).close()
+def _delete_bucket(fs, bucket: str) -> None:
+    with contextlib.suppress(Exception):  # best effort: the server stops next whatever happens here
+        keys = fs.find(bucket)
+        if keys:
+            fs.rm(keys)
+        fs.call_s3("delete_bucket", Bucket=bucket)
 
 
 def upload_shards(server: S3Server | S3Endpoint, files: Sequence[str | Path], bucket: str | None = None,
