@@ -37,6 +37,7 @@ from .distributed.rank_checks import ranks_disjoint, run_report, same_order
 from .distributed.s3_shards import (ObjectStoreError, S3Endpoint, S3Opener, S3Server, brace_pattern, s3_scheme,
                                     s3_server, upload_shards)
 from .distributed.shard_cache import CachedOpener
+from .course.exercises import NotSolved, solved
 from .distributed.scaling import min_shard_bytes, scaling_rows, scaling_table, time_file, time_http, time_s3
 
 __all__ = [
@@ -59,5 +60,5 @@ __all__ = [
     # distributed
     "LaunchResult", "torchrun", "ranks_disjoint", "run_report", "same_order", "ObjectStoreError", "S3Endpoint",
     "S3Opener", "S3Server", "brace_pattern", "s3_scheme", "s3_server", "upload_shards", "CachedOpener",
-    "min_shard_bytes", "scaling_rows", "scaling_table", "time_file", "time_http", "time_s3",
+    "min_shard_bytes", "scaling_rows", "scaling_table", "time_file", "time_http", "time_s3", "NotSolved", "solved",
 ]

@@ -10,13 +10,15 @@ samples/s). Each rank also writes its state to ``<out stem>.ranks/rank<R>.json``
 times out still says where every rank was.
 
 Runs:
-  mmap                 MmapShardDataset (batches built in the dataset), split by rank, then by worker
+  mmap                 MmapShardDataset (batches built in the dataset), split by rank, then by worker; over the
+                       first --npy-shards .npy shards
   mmap-drop_last       the same with drop_last=True: every rank the same number of samples
   wds                  make_webdataset over --source: shards split by node, then by worker; batched in workers
   wds-stock            webdataset's own WebDataset(urls): the default node splitter refuses to run on 2 ranks;
                        with nodesplitter=split_by_node every rank reads its shards (no training)
-  uneven               the first --uneven-shards tar shards split by node: ranks get different batch counts, and
-                       the rank with more waits in the gradient all-reduce until --timeout, then exits with code 3
+  uneven               the first --uneven-shards block tar shards (wdsb: make_block_webdataset, the fast path) split
+                       by node: ranks get different batch counts, and the rank with more waits in the gradient
+                       all-reduce until --timeout, then exits with code 3 (--block-source: other URLs)
   uneven-drop_last     the same samples from the .npy shards, MmapShardDataset(drop_last=True)
   uneven-with_epoch    the uneven stream cut to total // (world_size x batch_size) batches per rank (with_epoch)
   uneven-equal_shards  only as many shards as divide evenly among the ranks
@@ -49,7 +51,7 @@ from torch.utils.data import DataLoader
 
 from ..loaders.mmap_shards import MmapShardDataset
 from ..loaders.shard_index import index_shards, manifest_counts
-from ..loaders.webdataset_pipeline import make_webdataset, shard_urls
+from ..loaders.webdataset_pipeline import make_block_webdataset, make_webdataset, shard_urls
 from ..measure.throughput import measure_throughput
 from .rank_checks import run_report
 
@@ -73,6 +75,8 @@ class Context:
     optimizer: torch.optim.Optimizer
     status: "RankStatus"
     urls: list[str] = field(default_factory=list)
+    block_urls: list[str] = field(default_factory=list)
+    scratch: Path = Path(".")       # this rank's temporary folder (shard subsets)
 
     def step(self, batch: dict[str, torch.Tensor]) -> None:
         """One DDP training step; a timed-out all-reduce becomes :class:`StuckInCollective`."""
@@ -155,36 +159,53 @@ def gather_report(ctx: Context, name: str, epoch: int, mine: dict[str, Any], tot
 
 
 # -- the runs -------------------------------------------------------------------------------------------------
+def npy_subset(ctx: Context, shards: int) -> Path:
+    """A folder of links to the first ``shards`` .npy shards (all of them for 0): a smaller dataset, same files."""
+    paths = index_shards(ctx.args.data_dir).paths
+    if shards <= 0 or shards >= len(paths):
+        return Path(ctx.args.data_dir)
+    folder = ctx.scratch / f"npy-first-{shards}"
+    if not folder.exists():
+        folder.mkdir()
+        for path in paths[:shards]:
+            os.symlink(path, folder / path.name)
+    return folder
+
+
 def run_mmap(ctx: Context, epoch: int, *, drop_last: bool = False, root: str | Path | None = None,
              name: str = "mmap") -> dict[str, Any] | None:
     a = ctx.args
-    ds = MmapShardDataset(root or a.data_dir, batch_size=a.batch_size, seed=a.seed, drop_last=drop_last)
+    root = root or npy_subset(ctx, a.npy_shards)
+    ds = MmapShardDataset(root, batch_size=a.batch_size, seed=a.seed, drop_last=drop_last)
     ds.set_epoch(epoch)
     mine = train(ctx, f"{name}@{epoch}", DataLoader(ds, batch_size=None, num_workers=a.num_workers))
     return gather_report(ctx, name, epoch, mine, len(ds.index), drop_last=drop_last)
 
 
-def _pipeline(ctx: Context, urls: list[str], epoch: int):
+def _pipeline(ctx: Context, urls: list[str], epoch: int, block: bool):
     a = ctx.args
+    if block:       # the fast path over pre-batched block shards (chapter 03): same shard-level split
+        return make_block_webdataset(urls, batch_size=a.batch_size, seed=a.seed, epoch=epoch)
     return make_webdataset(urls, batch_size=a.batch_size, seed=a.seed, epoch=epoch, shuffle_buffer=a.shuffle_buffer,
                            expected_counts=manifest_counts(a.data_dir, "wds"))
 
 
-def _total(ctx: Context, urls: list[str]) -> int:
-    counts = manifest_counts(ctx.args.data_dir, "wds")
+def _total(ctx: Context, urls: list[str], block: bool = False) -> int:
+    counts = manifest_counts(ctx.args.data_dir, "wdsb" if block else "wds")
     return sum(counts[Path(u).name] for u in urls)
 
 
 def run_wds(ctx: Context, epoch: int, *, urls: list[str] | None = None, name: str = "wds", join: bool = False,
-            with_epoch: int | None = None, **extra: Any) -> dict[str, Any] | None:
+            with_epoch: int | None = None, block: bool = False, **extra: Any) -> dict[str, Any] | None:
     urls = urls if urls is not None else ctx.urls[:ctx.args.wds_shards]
+    pipeline = _pipeline(ctx, urls, epoch, block)
     if with_epoch is None:
-        loader: Any = DataLoader(_pipeline(ctx, urls, epoch), batch_size=None, num_workers=ctx.args.num_workers)
+        loader: Any = DataLoader(pipeline, batch_size=None, num_workers=ctx.args.num_workers)
     else:   # WebLoader repeats the stream as often as needed and cuts it after `with_epoch` batches
-        loader = wds.WebLoader(_pipeline(ctx, urls, epoch), batch_size=None,
-                               num_workers=ctx.args.num_workers).with_epoch(nbatches=with_epoch)
+        loader = wds.WebLoader(pipeline, batch_size=None, num_workers=ctx.args.num_workers).with_epoch(
+            nbatches=with_epoch)
     mine = train(ctx, f"{name}@{epoch}", loader, join=join)
-    return gather_report(ctx, name, epoch, mine, _total(ctx, urls), shards=len(urls), **extra)
+    return gather_report(ctx, name, epoch, mine, _total(ctx, urls, block), shards=len(urls), **extra)
 
 
 def run_wds_stock(ctx: Context, epoch: int) -> dict[str, Any] | None:
@@ -203,23 +224,21 @@ def run_wds_stock(ctx: Context, epoch: int) -> dict[str, Any] | None:
 
 def run_uneven(ctx: Context, epoch: int, fix: str = "none") -> dict[str, Any] | None:
     a = ctx.args
-    urls = ctx.urls[:a.uneven_shards]
+    urls = ctx.block_urls[:a.uneven_shards]
     name = "uneven" if fix == "none" else f"uneven-{fix}"
     if fix == "drop_last":
-        with tempfile.TemporaryDirectory(prefix=f"uneven-rank{ctx.rank}-") as folder:
-            for path in index_shards(a.data_dir).paths[:a.uneven_shards]:
-                os.symlink(path, Path(folder) / path.name)
-            return run_mmap(ctx, epoch, drop_last=True, root=folder, name=name)
+        return run_mmap(ctx, epoch, drop_last=True, root=npy_subset(ctx, a.uneven_shards), name=name)
     if fix == "with_epoch":
-        per_rank = _total(ctx, urls) // (ctx.world_size * a.batch_size)
-        return run_wds(ctx, epoch, urls=urls, name=name, with_epoch=per_rank, fix=fix, with_epoch_batches=per_rank)
+        per_rank = _total(ctx, urls, True) // (ctx.world_size * a.batch_size)
+        return run_wds(ctx, epoch, urls=urls, name=name, with_epoch=per_rank, block=True, fix=fix,
+                       with_epoch_batches=per_rank)
     if fix == "equal_shards":
         keep = len(urls) - len(urls) % ctx.world_size
         if keep == 0:
             raise ValueError(f"{len(urls)} shard(s) cannot be shared equally by {ctx.world_size} ranks")
-        return run_wds(ctx, epoch, urls=urls[:keep], name=name, fix=fix, shards_kept=keep,
-                       samples_left_out=_total(ctx, urls) - _total(ctx, urls[:keep]))
-    return run_wds(ctx, epoch, urls=urls, name=name, join=fix == "join", fix=fix)
+        return run_wds(ctx, epoch, urls=urls[:keep], name=name, block=True, fix=fix, shards_kept=keep,
+                       samples_left_out=_total(ctx, urls, True) - _total(ctx, urls[:keep], True))
+    return run_wds(ctx, epoch, urls=urls, name=name, join=fix == "join", block=True, fix=fix)
 
 
 RUNNERS: dict[str, Callable[[Context, int], dict[str, Any] | None]] = {
@@ -258,9 +277,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runs", nargs="+", default=["mmap@0"], help="name@epoch ... (see above)")
     p.add_argument("--source", help="tar shard URLs for the WebDataset runs: a brace pattern or a folder "
                                     "(default: DATA_DIR/wds); s3:// URLs use the AWS_* endpoint settings")
+    p.add_argument("--block-source", help="block tar shard URLs (wdsb) for the uneven runs (default: DATA_DIR/wdsb)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--num-workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--npy-shards", type=int, default=0, help=".npy shards the mmap runs read (0: all)")
     p.add_argument("--wds-shards", type=int, default=4, help="tar shards the wds runs read")
     p.add_argument("--uneven-shards", type=int, default=3, help="tar shards the uneven runs read (odd: uneven)")
     p.add_argument("--shuffle-buffer", type=int, default=500)
@@ -278,14 +299,17 @@ def main(argv: list[str] | None = None) -> int:
     status = RankStatus(args.out.parent / f"{args.out.stem}.ranks", rank)
     status.write(state="started", pid=os.getpid())
     urls = shard_urls(args.source if args.source else args.data_dir, "wds")
-    if any(u.startswith("s3://") for u in urls):
+    block_urls = shard_urls(args.block_source if args.block_source else args.data_dir, "wdsb")
+    if any(u.startswith("s3://") for u in urls + block_urls):
         from .s3_shards import S3Endpoint, register_s3
         register_s3(S3Endpoint.from_env())
     index = index_shards(args.data_dir)
     classes = json.loads((Path(args.data_dir) / "manifest.json").read_text())["classes"]
     torch.manual_seed(args.seed)
     model = DDP(tiny_model(index.sample_shape, classes), process_group=steps_group)
-    ctx = Context(args, rank, world, model, torch.optim.SGD(model.parameters(), lr=0.05), status, urls)
+    scratch = tempfile.TemporaryDirectory(prefix=f"ddp-stream-rank{rank}-")
+    ctx = Context(args, rank, world, model, torch.optim.SGD(model.parameters(), lr=0.05), status, urls,
+                  block_urls, Path(scratch.name))
     started, reports = time.perf_counter(), []
 
     def save(complete: bool) -> None:          # after every run: a launch that dies later keeps what it proved
@@ -311,9 +335,11 @@ def main(argv: list[str] | None = None) -> int:
                    f"joining (uneven batch counts per rank). Exiting instead of hanging. ({e})")
         status.write(state="stuck", run=f"{name}@{epoch}", batches=batches, waited_s=args.timeout, error=message)
         print(message, file=sys.stderr, flush=True)
+        scratch.cleanup()
         os._exit(STUCK_EXIT)          # no clean-up that could wait on the peers again
     save(complete=True)
     status.write(state="done", seconds=time.perf_counter() - started)
+    scratch.cleanup()
     dist.destroy_process_group()
     return 0
 
