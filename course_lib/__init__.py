@@ -38,7 +38,8 @@ from .distributed.s3_shards import (ObjectStoreError, S3Endpoint, S3Opener, S3Se
                                     s3_server, upload_shards)
 from .distributed.shard_cache import CachedOpener
 from .course.exercises import NotSolved, solved
-from .distributed.scaling import min_shard_bytes, scaling_rows, scaling_table, time_file, time_http, time_s3
+from .distributed.scaling import (min_shard_bytes, scaling_rows, scaling_table, time_file, time_http, time_s3,
+                                  timing_table)
 
 __all__ = [
     # loaders
@@ -61,4 +62,5 @@ __all__ = [
     "LaunchResult", "torchrun", "ranks_disjoint", "run_report", "same_order", "ObjectStoreError", "S3Endpoint",
     "S3Opener", "S3Server", "brace_pattern", "s3_scheme", "s3_server", "upload_shards", "CachedOpener",
     "min_shard_bytes", "scaling_rows", "scaling_table", "time_file", "time_http", "time_s3", "NotSolved", "solved",
+    "timing_table",
 ]

@@ -68,7 +68,8 @@ class LaunchResult:
     def summary(self) -> str:
         """One sentence: how the launch ended and where each rank was."""
         how = ("killed at the hard timeout" if self.timed_out else f"exit code {self.returncode}")
-        where = "; ".join(f"rank {r}: {s.get('state')} {s.get('run', '')} after {s.get('batches', '?')} batches"
+        where = "; ".join(f"rank {r}: {s.get('state')}" + (f" in {s['run']} after {s['batches']} batches"
+                                                            if "run" in s and "batches" in s else "")
                           for r, s in sorted(self.ranks.items()))
         return f"{how} after {self.seconds:.1f} s" + (f" ({where})" if where else "")
 

@@ -44,8 +44,11 @@ class StoreTiming:
                 f"{len(self.latency_s)} / {len(self.bandwidth_mb_s)}")
 
 
-HEADER = ("store", "first byte, ms: median [min-max]", "one stream, MB/s: median [min-max]",
-          "repeats (latency / bandwidth)")
+def timing_table(timings: Sequence[StoreTiming], title: str = "") -> Table:
+    """One row per store: first-byte latency and one-stream bandwidth, median and spread."""
+    return Table([t.row() for t in timings], header=["store", "first byte, ms: median [min-max]",
+                                                     "one stream, MB/s: median [min-max]",
+                                                     "repeats (latency / bandwidth)"], title=title)
 
 
 def time_store(label: str, first_byte: Callable[[], Any], whole: Callable[[], bytes], *, latency_repeats: int = 20,
