@@ -27,14 +27,14 @@ browser:                        ## Debian's chromium for the JupyterLab browser 
 	       || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; }; } \
 	  || echo "browser: chromium not installed (not root, or no apt-get): the browser test will be skipped"; }
 
-lab: setup                      ## JupyterLab on 127.0.0.1, opened on notebooks/, with this environment as "Python 3"
+lab: setup                      ## JupyterLab on 127.0.0.1, opened on notebooks/, with this environment as "Python 3 (ipykernel)"
 	$(PY) -m course_lib.course.jupyter_lab --notebooks notebooks
 
 data: setup                     ## only generate the default dataset
 	$(PY) -m data_gen generate --out $(OUT)/data
 
 bench: setup                    ## loader benchmark on the default dataset (figures, not a test)
-	$(PY) -m course_lib.bench --data $(OUT)/data --out $(OUT)/bench.json
+	$(PY) -m course_lib.bench --data-dir $(OUT)/data --out $(OUT)/bench.json
 
 lock: setup                     ## re-pin constraints.txt from the current .venv
 	{ head -n 2 constraints.txt; $(PY) -m pip freeze --exclude-editable | sed 's/+cpu//'; } > constraints.new

@@ -24,13 +24,17 @@ reader — the decode-bound regime), ``<key>.cls`` and ``<key>.idx`` (decimal te
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 FORMAT_VERSION = 1
-FORMATS = ("npy", "wds", "wdsb")
+NPY, WDS, WDSB, IMG = "npy", "wds", "wdsb", "img"   # format names, also the sub-folders of a data_dir
+FORMATS = (NPY, WDS, WDSB)     # what generate writes by default
+ALL_FORMATS = FORMATS + (IMG,)  # img (JPEG members) on request: ``formats=[..., "img"]``
 WDS_BLOCK = 256
 SHARD_NAME = "shard_{:04d}"
-EXTENSIONS = {"npy": ".npy", "wds": ".tar", "wdsb": ".tar", "img": ".tar"}
+EXTENSIONS = {NPY: ".npy", WDS: ".tar", WDSB: ".tar", IMG: ".tar"}
 IMAGE_EXTENSIONS = ("jpg", "png")  # the image members an ``img`` shard may carry
 MANIFEST_NAME = "manifest.json"
 KEY_WIDTH = 9
@@ -44,6 +48,17 @@ def record_dtype(shape: tuple[int, ...]) -> np.dtype:
 def shard_file(fmt: str, shard: int) -> str:
     """Relative path of shard number ``shard`` of format ``fmt`` (e.g. ``npy/shard_0003.npy``)."""
     return f"{fmt}/{SHARD_NAME.format(shard)}{EXTENSIONS[fmt]}"
+
+
+def shard_glob(fmt: str) -> str:
+    """The glob that finds every shard of format ``fmt`` in its folder (e.g. ``shard_*.npy``)."""
+    return f"{SHARD_NAME.split('{')[0]}*{EXTENSIONS[fmt]}"
+
+
+def format_dir(data_dir: str | Path, fmt: str) -> Path:
+    """The folder holding ``fmt`` shards: ``data_dir/fmt`` in a data_gen directory, else ``data_dir`` itself."""
+    data_dir = Path(data_dir)
+    return data_dir / fmt if (data_dir / fmt).is_dir() else data_dir
 
 
 def sample_key(index: int) -> str:

@@ -4,11 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 
-def sample_label(seed: int, index: int, classes: int) -> int:
-    """The label of sample ``index``: drawn from a generator keyed by (seed, index)."""
-    return int(_rng(seed, index).integers(classes))
-
-
 def make_sample(seed: int, index: int, shape: tuple[int, ...], classes: int) -> tuple[np.ndarray, int]:
     """Image and label of sample ``index``: a class-specific stripe pattern plus per-sample noise.
 

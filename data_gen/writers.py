@@ -8,7 +8,7 @@ import numpy as np
 import webdataset as wds
 
 from .atomic import atomic_open
-from .layout import IMAGE_EXTENSIONS, WDS_BLOCK, record_dtype, sample_key
+from .layout import IMAGE_EXTENSIONS, NPY, WDS, WDS_BLOCK, WDSB, record_dtype, sample_key
 
 
 def write_npy_shard(path: Path, xs: np.ndarray, ys: np.ndarray, first_index: int) -> None:
@@ -74,4 +74,4 @@ def write_img_shard(path: Path, images: list[tuple[bytes, str]], ys: np.ndarray,
                             "idx": str(index).encode()})
 
 
-WRITERS = {"npy": write_npy_shard, "wds": write_wds_shard, "wdsb": write_wdsb_shard}
+WRITERS = {NPY: write_npy_shard, WDS: write_wds_shard, WDSB: write_wdsb_shard}

@@ -10,10 +10,11 @@ import sys
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from course_lib import MmapShardDataset, arrival_order, make_webdataset
+from course_lib import (MmapShardDataset, arrival_order, draws_by_worker, epoch_order, fingerprints_in_fresh_process,
+                        make_webdataset, resume_in_fresh_process)
 from course_lib.measure.epoch_boundaries import time_epochs
 from course_lib.teaching.naive import SEED_EPOCH_ITERATOR_SOURCE, SeedStreamingDataset, exec_seed_code
 from course_lib.measure.order_fingerprint import coverage, epoch_orders, order_fingerprint
@@ -22,36 +23,16 @@ from course_lib.loaders.seeding import SharedEpoch, seed_everything, seed_worker
 TOTAL = 103  # samples in the small_data fixture
 
 
-class Augment(IterableDataset):
-    """Yields (worker, random number) pairs; the RNG comes from ``rng_for(worker)``."""
-
-    def __init__(self, rng_for, per_worker: int = 4):
-        self.rng_for, self.per_worker = rng_for, per_worker
-
-    def __iter__(self):
-        info = torch.utils.data.get_worker_info()
-        rng = self.rng_for(info.id if info else 0)
-        for _ in range(self.per_worker):
-            yield info.id if info else 0, float(rng.random())
-
-
-def draws_by_worker(ds, workers=2) -> dict[int, list[float]]:
-    out: dict[int, list[float]] = {}
-    for w, x in DataLoader(ds, batch_size=None, num_workers=workers):
-        out.setdefault(int(w), []).append(float(x))
-    return out
-
-
 def test_one_generator_copied_into_workers_repeats_numbers():
     shared = np.random.default_rng(0)           # built once, copied into every worker: the failure
-    draws = draws_by_worker(Augment(lambda w: shared))
+    draws = draws_by_worker(lambda w: shared)
     assert draws[0] == draws[1]
 
 
 def test_worker_rng_is_distinct_per_worker_and_reproducible():
-    first = draws_by_worker(Augment(lambda w: worker_rng(42, epoch=0)))
-    again = draws_by_worker(Augment(lambda w: worker_rng(42, epoch=0)))
-    epoch1 = draws_by_worker(Augment(lambda w: worker_rng(42, epoch=1)))
+    first = draws_by_worker(lambda w: worker_rng(42, epoch=0))
+    again = draws_by_worker(lambda w: worker_rng(42, epoch=0))
+    epoch1 = draws_by_worker(lambda w: worker_rng(42, epoch=1))
     assert first[0] != first[1]
     assert first == again
     assert epoch1[0] != first[0] and epoch1[1] != first[1]
@@ -100,17 +81,10 @@ def test_seed_epoch_iterator_is_not_reproducible(small_data):
     assert runs[0] != runs[1]  # the seeded generator reaches nothing; the global RNG decides
 
 
-def fingerprints_in_subprocess(data, loader: str, workers: int = 0) -> dict[str, str]:
-    out = subprocess.run([sys.executable, "-m", "course_lib.measure.order_fingerprint", "--data", str(data),
-                          "--loader", loader, "--seed", "42", "--epochs", "0", "1", "2", "--workers", str(workers)],
-                         capture_output=True, text=True, check=True, timeout=120)
-    return json.loads(out.stdout)
-
-
 @pytest.mark.parametrize("loader", ["mmap", "webdataset"])
 def test_order_is_a_function_of_seed_and_epoch_across_processes(small_data, loader):
-    a = fingerprints_in_subprocess(small_data, loader)
-    b = fingerprints_in_subprocess(small_data, loader, workers=2 if loader == "mmap" else 0)
+    a = fingerprints_in_fresh_process(small_data, loader, seed=42)
+    b = fingerprints_in_fresh_process(small_data, loader, seed=42, num_workers=2 if loader == "mmap" else 0)
     assert a == b                      # a fresh process (and, for mmap, any worker count) plays the same order
     assert len(set(a.values())) == 3   # each epoch differs
     ds = MmapShardDataset(small_data, seed=42) if loader == "mmap" else make_webdataset(small_data, seed=42,
@@ -120,9 +94,16 @@ def test_order_is_a_function_of_seed_and_epoch_across_processes(small_data, load
 
 
 def test_fingerprint_cli_rejects_bad_arguments(small_data):
+    out = subprocess.run([sys.executable, "-m", "course_lib.measure.order_fingerprint", "--data-dir", str(small_data),
+                          "--num-workers", "-1"], capture_output=True, text=True)
+    assert out.returncode == 2 and "--num-workers" in out.stderr
+
+
+def test_cli_old_flags_still_work_and_say_the_new_name(small_data):
     out = subprocess.run([sys.executable, "-m", "course_lib.measure.order_fingerprint", "--data", str(small_data),
-                          "--workers", "-1"], capture_output=True, text=True)
-    assert out.returncode == 2 and "--workers" in out.stderr
+                          "--workers", "0", "--epochs", "0", "--seed", "42"], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == fingerprints_in_fresh_process(small_data, seed=42, epochs=[0])
+    assert "--data is deprecated, use --data-dir" in out.stderr and "use --num-workers" in out.stderr
 
 
 @pytest.mark.parametrize("shared", [False, True])
@@ -183,9 +164,7 @@ def test_worker_state_loaded_in_another_worker_is_refused(small_data):
 
 def test_resampled_stream_repeats_and_misses_samples_reproducibly(small_data):
     def epoch(e):
-        p = make_webdataset(small_data, seed=1, shuffle_buffer=20, resampled=True).with_epoch(TOTAL)
-        p.set_epoch(e)
-        return arrival_order(p)
+        return epoch_order(make_webdataset(small_data, seed=1, shuffle_buffer=20, resampled=True).with_epoch(TOTAL), e)
 
     a, b, c = epoch(0), epoch(0), epoch(1)
     assert len(a) == TOTAL and np.array_equal(a, b) and not np.array_equal(a, c)
@@ -197,14 +176,11 @@ def test_resampled_stream_repeats_and_misses_samples_reproducibly(small_data):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_resume_in_a_fresh_process(small_data, tmp_path, workers):
-    def part(name, *extra):
-        subprocess.run([sys.executable, "-m", "course_lib.course.resume_run", "--data", str(small_data), "--state",
-                        str(tmp_path / "state.json"), "--ids", str(tmp_path / name), "--batch-size", "8",
-                        "--workers", str(workers), "--seed", "3", "--epoch", "1", *extra],
-                       check=True, capture_output=True, timeout=120)
-        return np.load(tmp_path / name).tolist()
+    def part(name, stop_after=None):
+        return resume_in_fresh_process(small_data, tmp_path / "state.json", tmp_path / name, batch_size=8,
+                                       num_workers=workers, seed=3, epoch=1, stop_after=stop_after).tolist()
 
-    first = part("a.npy", "--stop-after", "5")
+    first = part("a.npy", stop_after=5)
     rest = part("b.npy")
     ds = MmapShardDataset(small_data, seed=3, batch_size=8)
     ds.set_epoch(1)
@@ -212,7 +188,7 @@ def test_resume_in_a_fresh_process(small_data, tmp_path, workers):
 
 
 def test_resume_run_rejects_bad_arguments(small_data, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "course_lib.course.resume_run", "--data", str(small_data), "--state",
+    out = subprocess.run([sys.executable, "-m", "course_lib.course.resume_run", "--data-dir", str(small_data), "--state",
                           str(tmp_path / "s.json"), "--ids", str(tmp_path / "i.npy"), "--stop-after", "0"],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "--stop-after" in out.stderr

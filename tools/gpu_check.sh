@@ -14,7 +14,7 @@ python3 -c "import torch, numpy, webdataset; print('torch', torch.__version__, '
 python3 -m pytest -q -p no:cacheprovider -o addopts="-ra" tests/test_device_transfer.py tests/test_mmap_shards.py 2>&1 | tail -15 | tee "$out/pytest.txt"
 python3 -m data_gen generate --out /tmp/gpu-data --samples 40000 --formats npy --no-progress 2>&1 | tail -1
 for bs in 256 1024; do
-  python3 -m course_lib.loaders.device_transfer --data /tmp/gpu-data --repeat 5 --batch-size $bs | tee -a "$out/transfer.jsonl"
+  python3 -m course_lib.loaders.device_transfer --data-dir /tmp/gpu-data --repeat 5 --batch-size $bs | tee -a "$out/transfer.jsonl"
 done
 python3 -c '
 import json, statistics

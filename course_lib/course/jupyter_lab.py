@@ -2,7 +2,7 @@
 
     python -m course_lib.course.jupyter_lab [--port 8888] [--no-browser]
 
-Registers this environment's Python as the ``python3`` kernel ("Python 3" in the launcher), prefers the
+Registers this environment's Python as the ``python3`` kernel ("Python 3 (ipykernel)" in the launcher), prefers the
 environment's Jupyter paths over a user's own kernels, and serves ``notebooks/`` on 127.0.0.1 only.
 """
 from __future__ import annotations

@@ -13,8 +13,11 @@ from typing import Any, Iterable, Mapping
 
 import psutil
 
+from data_gen.atomic import atomic_write_bytes
+
 from .tables import Table
-from ..measure.throughput import SEED_BAR, ThroughputResult
+from ..loaders.vocabulary import renamed_keywords
+from ..measure.throughput import SEED_BAR, ThroughputResult, clears_seed_bar
 
 PACKAGES = ("numpy", "torch", "webdataset", "torchdata", "matplotlib", "papermill", "nbval", "tqdm", "psutil")
 ENV_DIR = "COURSE_VERIFICATION_DIR"
@@ -91,9 +94,10 @@ class VerificationRecord(dict):
                  ("runtime", "timer not started" if self["runtime_s"] is None else f"{self['runtime_s']:.1f} s")]
         rows += [(f"version: {k}", v) for k, v in self["packages"].items()]
         for r in self["results"]:
-            verdict = "clears" if r["clears_500"] else "below"
+            verdict = "clears" if clears_seed_bar(r) else "below"
+            bar = r.get("seed_bar_samples_per_s", SEED_BAR)
             rows.append((f"result: {r['label']}", f"{r['samples_per_s']:,.0f} samples/s, {r['mb_per_s']:,.1f} MB/s "
-                         f"({r['samples']:,} samples; {verdict} the seed's {SEED_BAR:.0f} samples/s bar)"))
+                         f"({r['samples']:,} samples; {verdict} the seed's {bar:,.0f} samples/s bar)"))
         rows += [(f"note: {k}", str(v)) for k, v in self.get("notes", {}).items()]
         rows.append(("saved to", str(self.get("path", ""))))
         return rows
@@ -112,7 +116,8 @@ class VerificationRecord(dict):
         printer.text(str(self))
 
 
-def verification_checkpoint(chapter: str, *, data_path: str | Path,
+@renamed_keywords(data_path="data_dir")
+def verification_checkpoint(chapter: str, *, data_dir: str | Path,
                             results: Iterable[ThroughputResult] | Mapping[str, ThroughputResult],
                             out_dir: str | Path | None = None,
                             notes: Mapping[str, Any] | None = None) -> VerificationRecord:
@@ -131,9 +136,9 @@ def verification_checkpoint(chapter: str, *, data_path: str | Path,
     record = VerificationRecord(
         chapter=chapter,
         timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        **environment_summary(data_path),
-        data_path=str(Path(data_path).resolve()),
-        data_bytes=disk_bytes(data_path),
+        **environment_summary(data_dir),
+        data_path=str(Path(data_dir).resolve()),
+        data_bytes=disk_bytes(data_dir),
         runtime_s=None if started is None else time.perf_counter() - started,
         results=[r.as_dict() for r in results],
         notes=dict(notes or {}),
@@ -143,9 +148,7 @@ def verification_checkpoint(chapter: str, *, data_path: str | Path,
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
     path = out / f"{chapter}_{stamp}.json"
     record["path"] = str(path)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(path)
+    atomic_write_bytes(path, (json.dumps(record, indent=2) + "\n").encode())
     return record
 
 

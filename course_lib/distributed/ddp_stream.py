@@ -1,7 +1,7 @@
 """Stream shards into a DistributedDataParallel model, one process per rank, and check what every rank saw.
 
-    torchrun --standalone --nproc_per_node=2 -m course_lib.distributed.ddp_stream DATA_DIR --out result.json \\
-        --runs mmap@0 mmap@1 mmap-drop_last@0 wds@0
+    torchrun --standalone --nproc_per_node=2 -m course_lib.distributed.ddp_stream \\
+        --data-dir DATA_DIR --out result.json --runs mmap@0 mmap@1 mmap-drop_last@0 wds@0
 
 CPU and gloo on 127.0.0.1. For each run (``name@epoch``) every rank builds its loader (rank and world size come
 from torch.distributed), trains a tiny DDP model on its batches with DataLoader workers, and the sample ids each
@@ -272,7 +272,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     p = argparse.ArgumentParser(prog="python -m course_lib.distributed.ddp_stream", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data_dir", help="a data_gen directory (npy/, wds/ and manifest.json)")
+    p.add_argument("--data-dir", required=True, help="a data_gen directory (npy/, wds/, wdsb/ and manifest.json)")
     p.add_argument("--out", type=Path, required=True, help="the JSON result rank 0 writes")
     p.add_argument("--runs", nargs="+", default=["mmap@0"], help="name@epoch ... (see above)")
     p.add_argument("--source", help="tar shard URLs for the WebDataset runs: a brace pattern or a folder "

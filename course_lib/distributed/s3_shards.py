@@ -41,7 +41,7 @@ class S3Endpoint:
 
     @classmethod
     def from_env(cls) -> "S3Endpoint":
-        """From the standard variables: ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``."""
+        """From the standard ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``."""
         return cls(os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_ACCESS_KEY_ID"),
                    os.environ.get("AWS_SECRET_ACCESS_KEY"), os.environ.get("AWS_REGION", "us-east-1"))
 

@@ -7,7 +7,11 @@ it needs anyway, since ``x`` is a strided view of the records) and starts ``non_
 CUDA stream, so the next batch travels while the current one is used. On a CPU-only machine it simply yields
 the batches (``.to("cpu")`` is a no-op), so the same training loop runs everywhere.
 
-    python -m course_lib.loaders.device_transfer --data build/data   # pageable vs pinned vs pinned + prefetch
+Four modes (``MODES``): ``pageable`` (plain ``.to``), ``pinned`` (a reused pinned buffer, then a non-blocking
+copy), ``pinned+prefetch`` (the same, one batch ahead on a side stream) and ``direct`` (a batched
+``MmapShardDataset``'s records gathered straight into pinned memory, cut into ``x``/``y``/``idx`` on the device).
+
+    python -m course_lib.loaders.device_transfer --data-dir build/data   # every mode, side by side
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import numpy as np
 import torch
 
 from ..measure.throughput import ThroughputResult
+from .vocabulary import add_data_dir_argument, renamed_keywords
 
 Batch = dict[str, torch.Tensor]
 MODES = ("pageable", "pinned", "pinned+prefetch", "direct")
@@ -166,7 +171,8 @@ def _map_tensors(batch: dict[str, Any], fn) -> dict[str, Any]:
     return {k: fn(v) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-def compare_modes(data: str | Path, *, batch_size: int = 256, device: str | torch.device | None = None,
+@renamed_keywords(data="data_dir")
+def compare_modes(data_dir: str | Path, *, batch_size: int = 256, device: str | torch.device | None = None,
                   repeat: int = 3, work: bool = True, seed: int = 0) -> list[ThroughputResult]:
     """Each transfer mode over one epoch of ``MmapShardDataset`` batches; per mode the median of ``repeat`` runs.
 
@@ -176,7 +182,7 @@ def compare_modes(data: str | Path, *, batch_size: int = 256, device: str | torc
     from .mmap_shards import MmapShardDataset
     from ..measure.throughput import measure_throughput
 
-    ds = MmapShardDataset(data, batch_size=batch_size, seed=seed)
+    ds = MmapShardDataset(data_dir, batch_size=batch_size, seed=seed)
     out = []
     for mode in MODES:
         loader = DeviceLoader(ds, device, mode=mode)
@@ -202,12 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     """CLI: print the transfer modes side by side as JSON lines."""
     parser = argparse.ArgumentParser(prog="python -m course_lib.loaders.device_transfer", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, type=Path, help="a data_gen directory")
+    add_data_dir_argument(parser)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    for r in compare_modes(args.data, batch_size=args.batch_size, device=args.device, repeat=args.repeat):
+    for r in compare_modes(args.data_dir, batch_size=args.batch_size, device=args.device, repeat=args.repeat):
         print(json.dumps({"mode": r.label, "batch_size": args.batch_size, "samples_per_s": round(r.samples_per_s),
                           "mb_per_s": round(r.mb_per_s)}))
     return 0

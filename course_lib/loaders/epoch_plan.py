@@ -21,12 +21,11 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from .keyed_rng import keyed_rng
+from .runtime import check_positive
+
 SHUFFLE_MODES = ("none", "block", "sample")
-
-
-def epoch_rng(seed: int, epoch: int, *more: int) -> np.random.Generator:
-    """A generator keyed by (seed, epoch, ...): never the global numpy RNG."""
-    return np.random.default_rng([seed, epoch, *more])
+WINDOW_SALT = 1  # keyed_rng(seed, epoch): block order or sample permutation; (seed, epoch, 1, a): window at a
 
 
 def block_table(shard_sizes: Sequence[int], block_size: int) -> np.ndarray:
@@ -63,8 +62,7 @@ class EpochPlan:
         if shuffle not in SHUFFLE_MODES:
             raise ValueError(f"shuffle must be one of {SHUFFLE_MODES}, got {shuffle!r}")
         for name, value in [("block_size", block_size), ("world_size", world_size), ("window_blocks", window_blocks)]:
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+            check_positive(name, value)
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
         self.shuffle, self.seed, self.epoch = shuffle, seed, epoch
@@ -73,7 +71,7 @@ class EpochPlan:
         self.window = block_size * window_blocks
         blocks = block_table(shard_sizes, block_size)
         if shuffle == "block":
-            blocks = blocks[epoch_rng(seed, epoch).permutation(len(blocks))]
+            blocks = blocks[keyed_rng(seed, epoch).permutation(len(blocks))]
         self._blocks = blocks
         self._cum = np.concatenate([[0], np.cumsum(blocks[:, 1] - blocks[:, 0])])
 
@@ -123,12 +121,12 @@ class EpochPlan:
             return perm[a:b]
         ids = self._positions_to_ids(a, b)
         if self.shuffle == "block":
-            ids = ids[epoch_rng(self.seed, self.epoch, 1, a).permutation(len(ids))]
+            ids = ids[keyed_rng(self.seed, self.epoch, WINDOW_SALT, a).permutation(len(ids))]
         return ids
 
     def _permutation(self) -> np.ndarray:
         if not hasattr(self, "_perm"):
-            self._perm = epoch_rng(self.seed, self.epoch).permutation(self.total)
+            self._perm = keyed_rng(self.seed, self.epoch).permutation(self.total)
         return self._perm
 
     def _positions_to_ids(self, a: int, b: int) -> np.ndarray:

@@ -10,7 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from data_gen.layout import WDS, format_dir, shard_glob
+
+from .shard_errors import MissingShardError
 from .shard_index import manifest_counts
+from .vocabulary import renamed_keywords
 
 
 @dataclass(frozen=True)
@@ -33,24 +37,23 @@ class ShardServer:
 
 
 @contextlib.contextmanager
-def serve_shards(directory: str | Path, *, fmt: str = "wds", timeout: float = 10.0) -> Iterator[ShardServer]:
-    """Serve ``directory`` (a data_gen dir: its ``fmt`` folder) over HTTP on a free port; stop on exit.
+@renamed_keywords(directory="data_dir")
+def serve_shards(data_dir: str | Path, *, fmt: str = WDS, timeout: float = 10.0) -> Iterator[ShardServer]:
+    """Serve ``data_dir``'s ``fmt`` shards (or a folder of shards) over HTTP on a free port; stop on exit.
 
     Runs ``python -m http.server`` bound to 127.0.0.1 on port 0 (the OS picks a free port, which the server
     prints), so nothing outside this machine can reach it.
     """
-    directory = Path(directory)
-    if (directory / fmt).is_dir():
-        directory = directory / fmt
+    directory = format_dir(data_dir, fmt)
     if not directory.is_dir():
-        raise FileNotFoundError(f"{directory}: no such directory to serve")
+        raise MissingShardError(f"{directory}: no such directory to serve")
     proc = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
                              "--directory", str(directory)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         port = _read_port(proc, timeout)
         base = f"http://127.0.0.1:{port}"
-        urls = [f"{base}/{p.name}" for p in sorted(directory.glob("shard_*.tar"))]
+        urls = [f"{base}/{p.name}" for p in sorted(directory.glob(shard_glob(fmt)))]
         yield ShardServer(directory, base, urls, manifest_counts(directory.parent, directory.name))
     finally:
         proc.terminate()

@@ -12,9 +12,12 @@ import torch
 from torch.utils.data import IterableDataset
 
 from .epoch_plan import SHUFFLE_MODES, EpochPlan, rank_bounds
+from .resume_position import ResumePosition, skip_ids
 from .row_gather import gather_rows
-from .seeding import SharedEpoch, current_worker
+from .runtime import check_positive, current_worker, rank_and_world
+from .seeding import SharedEpoch
 from .shard_index import ShardHeader, index_shards
+from .vocabulary import renamed_keywords
 
 Sample = dict[str, torch.Tensor]
 _STATE_KEYS = ("seed", "shuffle", "block_size", "window_blocks", "rank", "world_size", "drop_last", "total")
@@ -42,7 +45,8 @@ class MmapShardDataset(IterableDataset):
       and loading it makes the same worker continue where it stopped.
     """
 
-    def __init__(self, root: str | Path, *, shuffle: str = "block", block_size: int = 256,
+    @renamed_keywords(root="data_dir")
+    def __init__(self, data_dir: str | Path, *, shuffle: str = "block", block_size: int = 256,
                  batch_size: int | None = None, seed: int = 0, rank: int | None = None,
                  world_size: int | None = None, drop_last: bool = False, window_blocks: int = 16,
                  shared_epoch: bool = False):
@@ -50,17 +54,17 @@ class MmapShardDataset(IterableDataset):
         if shuffle not in SHUFFLE_MODES:
             raise ValueError(f"shuffle must be one of {SHUFFLE_MODES}, got {shuffle!r}")
         for name, value in [("block_size", block_size), ("window_blocks", window_blocks)]:
-            _check_positive(name, value)
+            check_positive(name, value)
         if batch_size is not None:
-            _check_positive("batch_size", batch_size)
-        self.index = index_shards(root)
+            check_positive("batch_size", batch_size)
+        self.index = index_shards(data_dir)
         self._offsets = self.index.offsets
         self.shuffle, self.block_size, self.batch_size = shuffle, block_size, batch_size
         self.seed, self.drop_last, self.window_blocks = seed, drop_last, window_blocks
-        self.rank, self.world_size = _rank_and_world(rank, world_size)
+        self.rank, self.world_size = rank_and_world(rank, world_size)
         self._shared_epoch = SharedEpoch() if shared_epoch else None
         self.epoch = 0
-        self._resume = self._skip = self._base = self._seen = 0   # see state_dict
+        self._position = ResumePosition()
         self._maps: list[torch.Tensor] | None = None
 
     # -- the plan ---------------------------------------------------------------------------------
@@ -94,23 +98,17 @@ class MmapShardDataset(IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch`` from its beginning (call before iterating, as with DistributedSampler)."""
         self.epoch = epoch
-        self._resume = self._skip = self._base = self._seen = 0
+        self._position.restart()
 
-    # -- resumption -------------------------------------------------------------------------------
+    # -- resumption (the arithmetic is ResumePosition's; see resume_position.py) -------------------
     def state_dict(self, samples_seen: int | None = None) -> dict[str, Any]:
         """Where this rank is in its epoch. ``samples_seen`` defaults to what was yielded in this process.
 
         Inside a DataLoader worker, with no ``samples_seen``, the state is this worker's own position:
         ``samples_seen`` where its iterator started plus ``worker``, ``num_workers`` and ``worker_samples``.
         """
-        worker, workers = current_worker()
-        if samples_seen is None and workers > 1:
-            return {"epoch": self.epoch, "samples_seen": self._base, "worker": worker, "num_workers": workers,
-                    "worker_samples": self._seen - self._base, **self._config()}
-        seen = self._seen if samples_seen is None else int(samples_seen)
-        if not 0 <= seen <= len(self):
-            raise ValueError(f"samples_seen={seen} outside this rank's epoch of {len(self)} samples")
-        return {"epoch": self.epoch, "samples_seen": seen, **self._config()}
+        position = self._position.state(len(self), *current_worker(), samples_seen=samples_seen)
+        return {"epoch": self.epoch, **position, **self._config()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from ``state``: the next iteration yields exactly the samples not yet seen, in order."""
@@ -119,18 +117,8 @@ class MmapShardDataset(IterableDataset):
             if state.get(key) != mine[key]:
                 raise ValueError(f"state_dict[{key!r}] is {state.get(key)!r} but this dataset has {mine[key]!r}: "
                                  "a resumed run must use the same data and settings")
-        resume, skip = int(state["samples_seen"]), 0
-        if resume > len(self) or resume < 0:
-            raise ValueError(f"state_dict['samples_seen']={resume} outside this rank's epoch of {len(self)} samples")
-        if "worker" in state:                      # one DataLoader worker's own position
-            here = current_worker()
-            if (state["worker"], state["num_workers"]) != here:
-                raise ValueError(f"state_dict is worker {state['worker']} of {state['num_workers']}, but it is "
-                                 f"loaded in worker {here[0]} of {here[1]}: resume with the same num_workers")
-            skip = int(state["worker_samples"])
+        self._position.load(state, len(self), *current_worker())
         self.epoch = int(state["epoch"])
-        self._resume, self._skip = resume, skip
-        self._base, self._seen = resume, resume + skip
 
     def _config(self) -> dict[str, Any]:
         return {"seed": self.seed, "shuffle": self.shuffle, "block_size": self.block_size,
@@ -144,9 +132,10 @@ class MmapShardDataset(IterableDataset):
                 yield batch_tensors(self._gather(ids))
             return
         worker, workers = current_worker()
-        resume, skip = self._start_iteration()
+        position = self._position
+        resume, skip = position.begin()
         plan = self.plan()
-        for chunk in _skip_ids(plan.worker_chunks(worker, workers, 1, resume), skip):
+        for chunk in skip_ids(plan.worker_chunks(worker, workers, 1, resume), skip):
             for k in range(0, len(chunk), self.block_size):
                 ids = chunk[k:k + self.block_size]
                 order = np.argsort(ids, kind="stable")
@@ -154,7 +143,7 @@ class MmapShardDataset(IterableDataset):
                 xs = torch.from_numpy(part["x"]).unbind(0)
                 ys, idxs = part["y"].tolist(), part["idx"].tolist()
                 for j in np.argsort(order).tolist():      # back to stream order
-                    self._seen += 1
+                    position.seen += 1                    # position.advance(1), inlined: once per sample
                     yield {"x": xs[j], "y": ys[j], "idx": idxs[j]}
 
     def batch_ids(self) -> Iterator[np.ndarray]:
@@ -166,17 +155,10 @@ class MmapShardDataset(IterableDataset):
         if not self.batch_size:
             raise ValueError("batch_ids needs a dataset built with batch_size")
         worker, workers = current_worker()
-        resume, skip = self._start_iteration()
-        for ids in _skip_ids(self.plan().worker_units(worker, workers, self.batch_size, resume), skip):
-            self._seen += len(ids)
+        resume, skip = self._position.begin()
+        for ids in skip_ids(self.plan().worker_units(worker, workers, self.batch_size, resume), skip):
+            self._position.advance(len(ids))
             yield np.sort(ids)
-
-    def _start_iteration(self) -> tuple[int, int]:
-        """Consume a pending resume state: (rank-stream position, samples this worker skips)."""
-        resume, skip = self._resume, self._skip
-        self._resume = self._skip = 0
-        self._base, self._seen = resume, resume + skip
-        return resume, skip
 
     def read_records(self, ids: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Records for sorted, unique global ``ids``, gathered with one copy out of the memory maps.
@@ -214,8 +196,8 @@ class MmapShardDataset(IterableDataset):
         """Memory-map every shard once per process (nothing is read until touched).
 
         Each map is viewed as a 2-D ``uint8`` tensor, one row of ``itemsize`` bytes per record: plain byte
-        rows gather far faster than structured records, and torch's copies use its intra-op threads (on 2
-        cores ~1.5x numpy's single-threaded ``take``). The maps are read-only and never leave this class.
+        rows gather far faster than structured records, and torch's copies use its intra-op threads (faster
+        than numpy's single-threaded ``take``). The maps are read-only and never leave this class.
         """
         if self._maps is None:
             self._maps = [_map_rows(h) for h in self.index.headers]
@@ -239,37 +221,8 @@ def _map_rows(header: ShardHeader) -> torch.Tensor:
         return torch.from_numpy(rows)
 
 
-def _skip_ids(parts: Iterator[np.ndarray], n: int) -> Iterator[np.ndarray]:
-    """``parts`` without their first ``n`` ids in total (ids only: nothing is read for skipped ones)."""
-    for part in parts:
-        if n >= len(part):
-            n -= len(part)
-            continue
-        yield part[n:]
-        n = 0
-
-
 def batch_tensors(batch: np.ndarray) -> Sample:
     """A batch of records as tensors: ``x`` is a view (no copy); the small label arrays are copied."""
     return {"x": torch.from_numpy(batch["x"]),
             "y": torch.from_numpy(np.ascontiguousarray(batch["y"])),
             "idx": torch.from_numpy(np.ascontiguousarray(batch["idx"]))}
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
-    """Explicit rank/world_size, else torch.distributed's when initialised, else (0, 1)."""
-    if (rank is None) != (world_size is None):
-        raise ValueError("give both rank and world_size, or neither")
-    if rank is None:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            return torch.distributed.get_rank(), torch.distributed.get_world_size()
-        return 0, 1
-    _check_positive("world_size", world_size)
-    if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
-        raise ValueError(f"rank must be an integer in [0, world_size={world_size}), got {rank!r}")
-    return rank, world_size

@@ -2,8 +2,8 @@
 
 - :func:`seed_everything` seeds Python's, numpy's and torch's global generators (for code you do not control).
 - :func:`worker_rng` gives each DataLoader worker of each rank its own ``numpy`` generator for augmentation,
-  keyed by (seed, epoch, rank, worker) through a ``SeedSequence``: independent across workers, new each
-  epoch, identical when the run is repeated.
+  keyed by (seed, epoch, rank, worker) through :func:`~.keyed_rng.keyed_rng`: independent across workers, new
+  each epoch, identical when the run is repeated.
 - :func:`seed_worker` is the ``worker_init_fn`` from PyTorch's reproducibility notes (global RNGs per worker);
   PyTorch >= 1.9 already does this in its workers, so it matters for code that reseeds them or for older versions.
 - :class:`SharedEpoch` carries the epoch number to persistent DataLoader workers, which keep their own copy
@@ -16,7 +16,9 @@ import random
 
 import numpy as np
 import torch
-from torch.utils.data import get_worker_info
+
+from .keyed_rng import keyed_seed_sequence
+from .runtime import check_non_negative, current_rank, current_worker
 
 
 def seed_everything(seed: int) -> None:
@@ -28,24 +30,9 @@ def seed_everything(seed: int) -> None:
 
 def worker_seed_sequence(seed: int, epoch: int, rank: int = 0, worker: int = 0) -> np.random.SeedSequence:
     """The ``SeedSequence`` of one (seed, epoch, rank, worker): distinct keys give independent streams."""
-    for name, value in [("seed", seed), ("epoch", epoch), ("rank", rank), ("worker", worker)]:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    # spawn_key, not a longer entropy list: SeedSequence([42, 0, 0, 0]) equals SeedSequence(42) (zero padding),
-    # which would give worker 0 of epoch 0 the very numbers of default_rng(42).
-    return np.random.SeedSequence(int(seed), spawn_key=(int(epoch), int(rank), int(worker)))
-
-
-def current_worker() -> tuple[int, int]:
-    """``(worker id, num_workers)`` inside a DataLoader worker, ``(0, 1)`` in the main process."""
-    info = get_worker_info()
-    return (info.id, info.num_workers) if info else (0, 1)
-
-
-def current_rank() -> int:
-    """This process's torch.distributed rank, or 0 when it is not initialised."""
-    dist = torch.distributed
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    key = [check_non_negative(name, value) for name, value in
+           [("seed", seed), ("epoch", epoch), ("rank", rank), ("worker", worker)]]
+    return keyed_seed_sequence(*key)
 
 
 def worker_rng(seed: int, epoch: int, *, rank: int | None = None, worker: int | None = None) -> np.random.Generator:

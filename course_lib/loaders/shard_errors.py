@@ -1,4 +1,14 @@
-"""Error handling for WebDataset pipelines: raise naming the shard, or skip and *count* what was skipped."""
+"""Errors about shards, one family whichever loader raises them, and the WebDataset error handler.
+
+Catch :class:`ShardError` to catch them all. Each error also keeps the built-in type code may already catch:
+
+- :class:`ShardFormatError` (a ``ValueError``): a shard, header or manifest that cannot be streamed;
+- :class:`MissingShardError` (a ``FileNotFoundError``): a folder, shard file or listed shard that is not there;
+- :class:`ShardReadError` (a ``RuntimeError``): reading or decoding failed while streaming (a truncated tar, a
+  bad ``.npy`` member, HTTP 404 or a dead server).
+
+:class:`ErrorLog` is a WebDataset pipeline's handler: raise naming the shard, or skip and *count* what was skipped.
+"""
 from __future__ import annotations
 
 import os
@@ -9,7 +19,19 @@ from pathlib import Path
 HANDLERS = ("raise", "warn")
 
 
-class ShardReadError(RuntimeError):
+class ShardError(Exception):
+    """Any problem with a shard, its folder or its manifest; the message names the file or URL."""
+
+
+class ShardFormatError(ShardError, ValueError):
+    """A shard directory or file that cannot be streamed (bad header, size, dtype or manifest)."""
+
+
+class MissingShardError(ShardError, FileNotFoundError):
+    """A dataset folder, shard file or shard listed in the manifest that does not exist."""
+
+
+class ShardReadError(ShardError, RuntimeError):
     """A shard (or one sample in it) could not be read or decoded; the message names the shard URL."""
 
 
@@ -67,7 +89,6 @@ class ErrorLog:
     def clear(self) -> None:
         """Forget the errors recorded so far."""
         self.path.write_text("")
-
 
     def __del__(self) -> None:
         if os.getpid() == getattr(self, "_owner", None):  # worker copies never delete the shared log

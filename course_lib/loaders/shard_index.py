@@ -7,13 +7,13 @@ from typing import BinaryIO
 
 import numpy as np
 
+from data_gen.layout import NPY, WDS, format_dir, shard_glob
 from data_gen.manifest import read_manifest
 
+from .shard_errors import MissingShardError, ShardFormatError
+from .vocabulary import renamed_keywords
+
 REQUIRED_FIELDS = ("x", "y", "idx")
-
-
-class ShardError(ValueError):
-    """A shard directory or file that cannot be streamed; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,11 @@ def read_header(path: Path) -> ShardHeader:
             shape, fortran, dtype = parse_npy_header(f)
             offset = f.tell()
     except (ValueError, OSError, EOFError) as e:
-        raise ShardError(f"{path}: not a readable .npy file ({e})") from e
+        raise ShardFormatError(f"{path}: not a readable .npy file ({e})") from e
     if len(shape) != 1 or fortran:
-        raise ShardError(f"{path}: expected a 1-D array of records, found shape {shape}")
+        raise ShardFormatError(f"{path}: expected a 1-D array of records, found shape {shape}")
     if dtype.names is None or any(f not in dtype.names for f in REQUIRED_FIELDS):
-        raise ShardError(f"{path}: expected record fields {REQUIRED_FIELDS}, found dtype {dtype}")
+        raise ShardFormatError(f"{path}: expected record fields {REQUIRED_FIELDS}, found dtype {dtype}")
     return ShardHeader(Path(path), int(shape[0]), dtype, offset)
 
 
@@ -98,42 +98,44 @@ class ShardIndex:
         return int(sum(self.counts))
 
 
-def find_shard_dir(root: str | Path) -> Path:
-    """``root/npy`` when it exists (a data_gen directory), else ``root`` itself."""
-    root = Path(root)
-    if not root.exists():
-        raise ShardError(f"{root}: no such directory")
-    if not root.is_dir():
-        raise ShardError(f"{root}: not a directory")
-    return root / "npy" if (root / "npy").is_dir() else root
+def find_shard_dir(data_dir: str | Path) -> Path:
+    """``data_dir/npy`` when it exists (a data_gen directory), else ``data_dir`` itself."""
+    data_dir = Path(data_dir)
+    if not data_dir.exists():
+        raise MissingShardError(f"{data_dir}: no such directory")
+    if not data_dir.is_dir():
+        raise ShardFormatError(f"{data_dir}: not a directory")
+    return format_dir(data_dir, NPY)
 
 
-def index_shards(root: str | Path) -> ShardIndex:
-    """Find ``shard_*.npy`` under ``root``, check every header, size and the manifest's counts."""
-    shard_dir = find_shard_dir(root)
-    paths = sorted(shard_dir.glob("shard_*.npy"))
+@renamed_keywords(root="data_dir")
+def index_shards(data_dir: str | Path) -> ShardIndex:
+    """Find the ``npy`` shards of ``data_dir``, check every header, size and the manifest's counts."""
+    shard_dir = find_shard_dir(data_dir)
+    paths = sorted(shard_dir.glob(shard_glob(NPY)))
     if not paths:
-        raise ShardError(f"{shard_dir}: no shard_*.npy files (generate them with: python -m data_gen generate --out DIR)")
+        raise MissingShardError(f"{shard_dir}: no {shard_glob(NPY)} files "
+                                "(generate them with: python -m data_gen generate --out DIR)")
     headers = tuple(read_header(p) for p in paths)
     first = headers[0]
     for h in headers:
         if h.dtype != first.dtype:
-            raise ShardError(f"{h.path}: record dtype {h.dtype} differs from {first.path.name}'s {first.dtype}")
+            raise ShardFormatError(f"{h.path}: record dtype {h.dtype} differs from {first.path.name}'s {first.dtype}")
         expected = h.data_offset + h.count * h.dtype.itemsize
         size = h.path.stat().st_size
         if size != expected:
-            raise ShardError(f"{h.path}: {size} bytes on disk, header promises {expected} "
+            raise ShardFormatError(f"{h.path}: {size} bytes on disk, header promises {expected} "
                              f"({h.count} records): truncated or corrupt")
     _check_manifest(shard_dir, headers)
     return ShardIndex(shard_dir, headers)
 
 
-def manifest_counts(data_dir: str | Path, fmt: str = "wds") -> dict[str, int]:
+def manifest_counts(data_dir: str | Path, fmt: str = WDS) -> dict[str, int]:
     """``{"shard_0000.npy": samples, ...}`` for one format of a data_gen manifest ({} without a manifest)."""
     try:
         manifest = read_manifest(Path(data_dir))
     except ValueError as e:
-        raise ShardError(str(e)) from e
+        raise ShardFormatError(str(e)) from e
     if manifest is None:
         return {}
     entries = manifest["formats"].get(fmt, {}).get("shards", [])
@@ -142,17 +144,17 @@ def manifest_counts(data_dir: str | Path, fmt: str = "wds") -> dict[str, int]:
 
 def _check_manifest(shard_dir: Path, headers: tuple[ShardHeader, ...]) -> None:
     """If a data_gen manifest sits beside the shards, its per-file counts must match the headers."""
-    if shard_dir.name != "npy":
+    if shard_dir.name != NPY:
         return
-    listed = manifest_counts(shard_dir.parent, "npy")
+    listed = manifest_counts(shard_dir.parent, NPY)
     if not listed:
         return
     path = shard_dir.parent / "manifest.json"
     found = {h.path.name: h.count for h in headers}
     for name, count in listed.items():
         if name not in found:
-            raise ShardError(f"{shard_dir / name}: listed in {path} but missing")
+            raise MissingShardError(f"{shard_dir / name}: listed in {path} but missing")
         if found[name] != count:
-            raise ShardError(f"{shard_dir / name}: header holds {found[name]} samples, {path} says {count}")
+            raise ShardFormatError(f"{shard_dir / name}: header holds {found[name]} samples, {path} says {count}")
     for name in found.keys() - listed.keys():
-        raise ShardError(f"{shard_dir / name}: not listed in {path}")
+        raise ShardFormatError(f"{shard_dir / name}: not listed in {path}")

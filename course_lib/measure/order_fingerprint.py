@@ -1,15 +1,16 @@
 """Fingerprints of an epoch's order, so two runs (or two processes) can be compared with one short string.
 
-    python -m course_lib.measure.order_fingerprint --data build/data --loader mmap --seed 42 --epochs 0 1 2
+    python -m course_lib.measure.order_fingerprint --data-dir build/data --loader mmap --seed 42 --epochs 0 1 2
 
 prints ``{"0": "...", "1": "...", "2": "..."}``: the fingerprint of each epoch's arrival order, computed in
-this fresh process.
+this fresh process (:func:`fingerprints_in_fresh_process` runs it from Python).
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +19,9 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from torch.utils.data import DataLoader
 
+from data_gen.layout import WDS
+
+from ..loaders.vocabulary import add_data_dir_argument, add_num_workers_argument, renamed_keywords
 from .shuffle_quality import arrival_order
 
 LOADERS = ("mmap", "mmap-batched", "webdataset")
@@ -59,19 +63,35 @@ def coverage(order: np.ndarray, total: int) -> Coverage:
                     missing=total - distinct)
 
 
+def epoch_order(loader: Iterable, epoch: int, set_epoch: Callable[[int], None] | None = None) -> np.ndarray:
+    """The arrival order of one epoch: ``set_epoch(epoch)`` (default: the loader's own), then iterate ``loader``."""
+    (set_epoch or loader.set_epoch)(epoch)
+    return arrival_order(loader)
+
+
 def epoch_orders(loader: Iterable, epochs: Sequence[int], set_epoch: Callable[[int], None] | None = None
                  ) -> dict[int, np.ndarray]:
     """The arrival order of each epoch, calling ``set_epoch(e)`` (when given) before iterating ``loader``."""
-    out = {}
-    for e in epochs:
-        if set_epoch is not None:
-            set_epoch(e)
-        out[e] = arrival_order(loader)
-    return out
+    if set_epoch is None:
+        return {e: arrival_order(loader) for e in epochs}
+    return {e: epoch_order(loader, e, set_epoch) for e in epochs}
 
 
-def fingerprint_loader(data: str | Path, kind: str, *, seed: int, workers: int = 0, shards: int | None = None):
-    """A course loader over ``data`` by name (see ``LOADERS``) and the function that sets its epoch.
+def fingerprints_in_fresh_process(data_dir: str | Path, loader: str = "mmap", *, seed: int = 0,
+                                  epochs: Sequence[int] = (0, 1, 2), num_workers: int = 0,
+                                  shards: int | None = None, timeout: float = 300) -> dict[str, str]:
+    """``{"epoch": fingerprint}`` computed by ``python -m course_lib.measure.order_fingerprint`` in a new process."""
+    cmd = [sys.executable, "-m", __spec__.name, "--data-dir", str(data_dir), "--loader", loader,
+           "--seed", str(seed), "--epochs", *map(str, epochs), "--num-workers", str(num_workers)]
+    if shards is not None:
+        cmd += ["--shards", str(shards)]
+    return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=timeout).stdout)
+
+
+@renamed_keywords(data="data_dir", workers="num_workers")
+def fingerprint_loader(data_dir: str | Path, kind: str, *, seed: int, num_workers: int = 0,
+                       shards: int | None = None):
+    """A course loader over ``data_dir`` by name (see ``LOADERS``) and the function that sets its epoch.
 
     ``shards`` limits the webdataset loader to the first tar shards (its per-sample pipeline is slow).
     """
@@ -79,14 +99,14 @@ def fingerprint_loader(data: str | Path, kind: str, *, seed: int, workers: int =
     from ..loaders.webdataset_pipeline import make_webdataset, shard_urls
 
     if kind == "mmap":
-        ds = MmapShardDataset(data, seed=seed)
+        ds = MmapShardDataset(data_dir, seed=seed)
     elif kind == "mmap-batched":
-        ds = MmapShardDataset(data, seed=seed, batch_size=64)
+        ds = MmapShardDataset(data_dir, seed=seed, batch_size=64)
     elif kind == "webdataset":
-        ds = make_webdataset(shard_urls(data, "wds")[:shards], seed=seed, shuffle_buffer=100)
+        ds = make_webdataset(shard_urls(data_dir, WDS)[:shards], seed=seed, shuffle_buffer=100)
     else:
         raise ValueError(f"--loader must be one of {LOADERS}, got {kind!r}")
-    loader = ds if workers == 0 else DataLoader(ds, batch_size=None, num_workers=workers)
+    loader = ds if num_workers == 0 else DataLoader(ds, batch_size=None, num_workers=num_workers)
     return loader, ds.set_epoch
 
 
@@ -94,19 +114,19 @@ def main(argv: list[str] | None = None) -> int:
     """CLI: print each epoch's fingerprint as JSON."""
     parser = argparse.ArgumentParser(prog="python -m course_lib.measure.order_fingerprint", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, type=Path, help="a data_gen directory")
+    add_data_dir_argument(parser)
     parser.add_argument("--loader", default="mmap", choices=LOADERS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (0: iterate directly)")
+    add_num_workers_argument(parser, help="DataLoader workers (0: iterate directly)")
     parser.add_argument("--shards", type=int, default=None, help="webdataset: only the first N tar shards")
     args = parser.parse_args(argv)
-    if args.workers < 0:
-        parser.error(f"--workers must be >= 0, got {args.workers}")
+    if args.num_workers < 0:
+        parser.error(f"--num-workers must be >= 0, got {args.num_workers}")
     if args.shards is not None and (args.shards < 1 or args.loader != "webdataset"):
         parser.error(f"--shards must be >= 1 and is for --loader webdataset, got {args.shards}")
-    loader, set_epoch = fingerprint_loader(args.data, args.loader, seed=args.seed, workers=args.workers,
-                                    shards=args.shards)
+    loader, set_epoch = fingerprint_loader(args.data_dir, args.loader, seed=args.seed, num_workers=args.num_workers,
+                                           shards=args.shards)
     orders = epoch_orders(loader, args.epochs, set_epoch)
     print(json.dumps({str(e): order_fingerprint(o) for e, o in orders.items()}))
     return 0

@@ -12,6 +12,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..loaders.shard_index import index_shards
+from ..loaders.vocabulary import renamed_keywords
 
 
 def missing(package: str) -> str | None:
@@ -30,13 +31,14 @@ def _records(shard_path: str) -> Iterator[dict[str, Any]]:
         yield {"x": np.array(rec["x"]), "y": int(rec["y"]), "idx": int(rec["idx"])}
 
 
-def prepare_litdata(data: str | Path, out_dir: str | Path, *, chunk_bytes: str = "64MB") -> Path:
-    """Convert ``data``'s npy shards to litdata's format in ``out_dir`` once; reused while the count matches."""
+@renamed_keywords(data="data_dir")
+def prepare_litdata(data_dir: str | Path, out_dir: str | Path, *, chunk_bytes: str = "64MB") -> Path:
+    """Convert ``data_dir``'s npy shards to litdata's format in ``out_dir`` once; reused while the count matches."""
     import litdata
 
-    index, out = index_shards(data), Path(out_dir)
+    index, out = index_shards(data_dir), Path(out_dir)
     stamp = out / "course_source.json"
-    source = {"data": str(Path(data).resolve()), "samples": len(index)}
+    source = {"data": str(Path(data_dir).resolve()), "samples": len(index)}
     if stamp.exists() and json.loads(stamp.read_text()) == source and (out / "index.json").exists():
         return out
     litdata.optimize(fn=_records, inputs=[str(p) for p in index.paths], output_dir=str(out),

@@ -7,6 +7,7 @@
   split (duplicates with ``num_workers > 0``), unseeded global-RNG shuffle, one random read per sample.
   :class:`SeedStreamingTensors` is the same loop made into what a training loop takes (a dict of tensors).
 - :data:`SEED_EPOCH_ITERATOR_SOURCE` is the seed's ``epoch_iterator``, which seeds a generator it never uses.
+- :class:`ImageFolderDataset`: a folder of images decoded file by file (what chapter 07 measures first).
 """
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset
 
+from data_gen.images import IMAGE_SUFFIXES, check_shape, decode_image
+
 from ..loaders.shard_index import index_shards
+from ..loaders.vocabulary import renamed_keywords
 
 SEED_STREAMING_SOURCE = '''\
 import numpy as np
@@ -108,8 +112,9 @@ class SeedStreamingTensors(SeedStreamingDataset):
 class LoadAllDataset(Dataset):
     """Every shard read fully into RAM at construction: simple, fast once loaded, and bounded by RAM."""
 
-    def __init__(self, root: str | Path):
-        index = index_shards(root)
+    @renamed_keywords(root="data_dir")
+    def __init__(self, data_dir: str | Path):
+        index = index_shards(data_dir)
         self.records = np.concatenate([np.load(p, allow_pickle=False) for p in index.paths])
 
     def __len__(self) -> int:
@@ -120,7 +125,8 @@ class LoadAllDataset(Dataset):
         return {"x": rec["x"], "y": int(rec["y"]), "idx": int(rec["idx"])}
 
 
-def load_shards_measuring_memory(root: str | Path) -> list[tuple[float, float]]:
+@renamed_keywords(root="data_dir")
+def load_shards_measuring_memory(data_dir: str | Path) -> list[tuple[float, float]]:
     """Load shards fully, one after another, keeping them all; after each, (MB loaded, anonymous MB).
 
     The list of arrays is released when the function returns: the curve is what a load-everything
@@ -128,7 +134,7 @@ def load_shards_measuring_memory(root: str | Path) -> list[tuple[float, float]]:
     """
     from ..measure.memory import memory_snapshot
 
-    index = index_shards(root)
+    index = index_shards(data_dir)
     held, points, loaded = [], [(0.0, memory_snapshot(include_children=False).anon_mb)], 0
     for path in index.paths:
         held.append(np.load(path, allow_pickle=False))
@@ -137,9 +143,10 @@ def load_shards_measuring_memory(root: str | Path) -> list[tuple[float, float]]:
     return points
 
 
-def export_per_sample_files(root: str | Path, out_dir: str | Path, limit: int | None = None) -> Path:
+@renamed_keywords(root="data_dir")
+def export_per_sample_files(data_dir: str | Path, out_dir: str | Path, limit: int | None = None) -> Path:
     """Write the first ``limit`` samples (all by default) as one ``.npy`` file each; returns ``out_dir``."""
-    index = index_shards(root)
+    index = index_shards(data_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     remaining = len(index) if limit is None else min(limit, len(index))
@@ -156,10 +163,11 @@ def export_per_sample_files(root: str | Path, out_dir: str | Path, limit: int | 
 class PerSampleFileDataset(Dataset):
     """One ``.npy`` file per sample: every item costs an open, a header parse and a small read."""
 
-    def __init__(self, directory: str | Path):
-        self.files = sorted(Path(directory).glob("sample_*.npy"))
+    @renamed_keywords(directory="files_dir")
+    def __init__(self, files_dir: str | Path):
+        self.files = sorted(Path(files_dir).glob("sample_*.npy"))
         if not self.files:
-            raise FileNotFoundError(f"{directory}: no sample_*.npy files (run export_per_sample_files first)")
+            raise FileNotFoundError(f"{files_dir}: no sample_*.npy files (run export_per_sample_files first)")
 
     def __len__(self) -> int:
         return len(self.files)
@@ -167,3 +175,32 @@ class PerSampleFileDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         rec = np.load(self.files[i], allow_pickle=False)[0]
         return {"x": rec["x"], "y": int(rec["y"]), "idx": int(rec["idx"])}
+
+
+class ImageFolderDataset(Dataset):
+    """The usual first loader for a folder of images: each item opens one file and decodes it with Pillow.
+
+    Lists ``root/<class>/**/<file>`` as torchvision's ``ImageFolder`` does (labels: sorted class folder names;
+    files with a ``.jpg``/``.jpeg``/``.png`` suffix), and decodes, scales and centre-crops each to ``shape``
+    exactly as ``python -m data_gen convert`` does for the ``npy`` format. A file that does not decode raises
+    ``data_gen.images.UnreadableImage`` naming it and ends the epoch: this loader cannot skip it. ``exclude``
+    drops files (paths relative to ``root``, as a conversion manifest's ``skipped`` list gives them).
+    """
+
+    def __init__(self, root: str | Path, shape: tuple[int, int, int] = (3, 64, 64), exclude: Any = ()):
+        self.root, self.shape = Path(root), check_shape(shape)
+        dropped = {str(Path(p)) for p in exclude}
+        self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        self.files = [(path, label) for label, name in enumerate(self.classes)
+                      for path in sorted((self.root / name).rglob("*"))
+                      if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+                      and str(path.relative_to(self.root)) not in dropped]
+        if not self.files:
+            raise FileNotFoundError(f"{root}: no .jpg/.jpeg/.png files in class folders (expected ROOT/<class>/<file>)")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        path, label = self.files[i]
+        return {"x": torch.from_numpy(decode_image(path.read_bytes(), self.shape, path)), "y": label}
