@@ -32,8 +32,8 @@ import contextlib
 import itertools
 import json
 import os
+import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -307,9 +307,11 @@ def main(argv: list[str] | None = None) -> int:
     classes = json.loads((Path(args.data_dir) / "manifest.json").read_text())["classes"]
     torch.manual_seed(args.seed)
     model = DDP(tiny_model(index.sample_shape, classes), process_group=steps_group)
-    scratch = tempfile.TemporaryDirectory(prefix=f"ddp-stream-rank{rank}-")
+    scratch = status.path.parent / f"scratch-rank{rank}"   # shard subsets; the launcher removes it afterwards
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
     ctx = Context(args, rank, world, model, torch.optim.SGD(model.parameters(), lr=0.05), status, urls,
-                  block_urls, Path(scratch.name))
+                  block_urls, scratch)
     started, reports = time.perf_counter(), []
 
     def save(complete: bool) -> None:          # after every run: a launch that dies later keeps what it proved
@@ -335,11 +337,11 @@ def main(argv: list[str] | None = None) -> int:
                    f"joining (uneven batch counts per rank). Exiting instead of hanging. ({e})")
         status.write(state="stuck", run=f"{name}@{epoch}", batches=batches, waited_s=args.timeout, error=message)
         print(message, file=sys.stderr, flush=True)
-        scratch.cleanup()
+        shutil.rmtree(scratch, ignore_errors=True)
         os._exit(STUCK_EXIT)          # no clean-up that could wait on the peers again
     save(complete=True)
     status.write(state="done", seconds=time.perf_counter() - started)
-    scratch.cleanup()
+    shutil.rmtree(scratch, ignore_errors=True)
     dist.destroy_process_group()
     return 0
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -107,6 +108,8 @@ def torchrun(data_dir: str | Path, out: str | Path, runs: Sequence[str], *, npro
             proc.wait()
             raise
     seconds = time.perf_counter() - started
+    for scratch in ranks_dir.glob("scratch-rank*"):       # a rank that was killed could not remove its own
+        shutil.rmtree(scratch, ignore_errors=True)
     result = json.loads(out.read_text()) if out.exists() else None
     ranks = {}
     for path in sorted(ranks_dir.glob("rank*.json")):
