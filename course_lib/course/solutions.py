@@ -56,3 +56,25 @@ class WorkerSplitSeedDataset(SeedStreamingDataset):
 def worker_split_seed_dataset():
     """Chapter 02: the class above (a class at module level, so DataLoader workers can pickle it)."""
     return WorkerSplitSeedDataset
+
+
+@solution("06_rank_worker_split")
+def rank_worker_split(counts, *, seed, epoch, batch_size, world_size, num_workers):
+    """Chapter 06: the ids each (rank, worker) reads, in order, from the epoch plan MmapShardDataset follows."""
+    import numpy as np
+
+    from ..loaders.epoch_plan import EpochPlan
+
+    readers = {}
+    for rank in range(world_size):
+        plan = EpochPlan(counts, seed=seed, epoch=epoch, rank=rank, world_size=world_size)
+        for worker in range(num_workers):
+            units = list(plan.worker_units(worker, num_workers, batch_size))
+            readers[(rank, worker)] = units if units else [np.empty(0, dtype=np.int64)]
+    return readers
+
+
+@solution("06_equal_batches")
+def equal_batches(samples_per_rank, *, batch_size):
+    """Chapter 06: the most full batches every rank can run without any rank repeating a sample."""
+    return min(samples_per_rank) // batch_size

@@ -2,6 +2,7 @@
 count each shard's samples against the manifest so a truncated shard says how much it lost."""
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import tarfile
@@ -20,7 +21,8 @@ READ_BUFFER = 1 << 20  # tarfile's stream mode reads 10 KiB at a time: serve tho
 
 
 def open_shard(url: str, timeout: float = 30.0):
-    """A buffered stream for a local path or an http(s) URL; HTTP errors name the status and the URL."""
+    """A buffered stream for a local path, an http(s) URL or a scheme registered in webdataset's ``gopen_schemes``
+    (``s3://``: see ``course_lib.distributed.s3_shards``); errors name the URL."""
     if url.startswith(("http://", "https://")):
         try:
             return io.BufferedReader(urllib.request.urlopen(url, timeout=timeout), buffer_size=READ_BUFFER)
@@ -28,6 +30,16 @@ def open_shard(url: str, timeout: float = 30.0):
             raise ShardReadError(f"{url}: HTTP {e.code} {e.reason}") from e
         except urllib.error.URLError as e:
             raise ShardReadError(f"{url}: cannot connect ({e.reason})") from e
+    if "://" in url and not url.startswith("file://"):   # s3:// etc.: the opener registered with webdataset's gopen
+        opener = importlib.import_module("webdataset.gopen").gopen_schemes.get(url.split("://", 1)[0])
+        if opener is None:
+            raise ShardReadError(f"{url}: no opener registered for this scheme (webdataset.gopen.gopen_schemes)")
+        try:
+            return opener(url, mode="rb", bufsize=READ_BUFFER)
+        except ShardReadError:
+            raise
+        except Exception as e:  # noqa: BLE001 - name the URL whatever the client raised
+            raise ShardReadError(f"{url}: {type(e).__name__}: {e}") from e
     try:
         return open(url, "rb", buffering=READ_BUFFER)
     except OSError as e:
