@@ -9,7 +9,7 @@
 from .loaders.epoch_plan import EpochPlan
 from .loaders.keyed_rng import keyed_rng
 from .loaders.shard_errors import ErrorLog, MissingShardError, ShardError, ShardFormatError, ShardReadError
-from .loaders.shard_index import count_samples, index_shards, manifest_counts
+from .loaders.shard_index import ShardExpectation, count_samples, index_shards, manifest_counts, manifest_shards
 from .loaders.mmap_shards import MmapShardDataset
 from .loaders.seeding import SharedEpoch, seed_everything, seed_worker, worker_rng
 from .loaders.webdataset_pipeline import ShardPipeline, make_block_webdataset, make_webdataset, shard_urls
@@ -20,8 +20,8 @@ from .measure.throughput import SEED_BAR, ThroughputResult, measure_throughput
 from .measure.memory import MemorySnapshot, PeakMemory, available_mb, memory_snapshot
 from .measure.page_cache import evict, page_cache_mb_per_s, resident_fraction
 from .measure.shuffle_quality import arrival_order, shuffle_quality
-from .measure.order_fingerprint import (Coverage, coverage, epoch_order, fingerprints_in_fresh_process,
-                                        order_fingerprint)
+from .measure.order_fingerprint import (Coverage, coverage, epoch_order, fingerprint_runs_in_fresh_process,
+                                        fingerprints_in_fresh_process, order_fingerprint)
 from .measure.epoch_boundaries import EpochTiming, time_epochs
 # teaching: what the course warns against
 from .teaching.naive import (SEED_EPOCH_ITERATOR_SOURCE, SEED_STREAMING_SOURCE, LoadAllDataset, PerSampleFileDataset,
@@ -31,6 +31,8 @@ from .teaching.worker_draws import RandomDraws, draws_by_worker
 # course: records, tables and plots of what was measured
 from .course.verification import environment_summary, load_records, start_chapter, verification_checkpoint
 from .course.tables import Table, results_table
+from .course.prose import SOURCED, cite, say
+from .course.exercises import NotSolved, solved
 from .course.plots import (epoch_start_bars, image_grid, memory_bars, memory_growth_plot, plot_plan,
                            shuffle_buffer_plot, throughput_bars)
 from .course.resume_run import resumable_loader, resume_in_fresh_process
@@ -38,14 +40,15 @@ from .course.resume_run import resumable_loader, resume_in_fresh_process
 __all__ = [
     # loaders
     "EpochPlan", "keyed_rng", "ErrorLog", "ShardError", "MissingShardError", "ShardFormatError", "ShardReadError",
-    "count_samples", "index_shards", "manifest_counts", "MmapShardDataset",
+    "ShardExpectation", "count_samples", "index_shards", "manifest_counts", "manifest_shards", "MmapShardDataset",
     "SharedEpoch", "seed_everything", "seed_worker", "worker_rng",
     "ShardPipeline", "make_block_webdataset", "make_webdataset", "shard_urls", "ShardServer", "serve_shards",
     "DeviceLoader", "compare_modes", "default_device",
     # measure
     "SEED_BAR", "ThroughputResult", "measure_throughput", "MemorySnapshot", "PeakMemory", "available_mb",
     "memory_snapshot", "evict", "page_cache_mb_per_s", "resident_fraction", "arrival_order", "shuffle_quality",
-    "Coverage", "coverage", "epoch_order", "fingerprints_in_fresh_process", "order_fingerprint",
+    "Coverage", "coverage", "epoch_order", "fingerprint_runs_in_fresh_process", "fingerprints_in_fresh_process",
+    "order_fingerprint",
     "EpochTiming", "time_epochs",
     # teaching
     "SEED_EPOCH_ITERATOR_SOURCE", "SEED_STREAMING_SOURCE", "LoadAllDataset", "PerSampleFileDataset",
@@ -53,6 +56,7 @@ __all__ = [
     "load_shards_measuring_memory", "RandomDraws", "draws_by_worker",
     # course
     "environment_summary", "load_records", "start_chapter", "verification_checkpoint", "Table", "results_table",
+    "SOURCED", "cite", "say", "NotSolved", "solved",
     "epoch_start_bars", "image_grid", "memory_bars", "memory_growth_plot", "plot_plan", "shuffle_buffer_plot",
     "throughput_bars", "resumable_loader", "resume_in_fresh_process",
 ]

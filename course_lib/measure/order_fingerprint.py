@@ -3,7 +3,10 @@
     python -m course_lib.measure.order_fingerprint --data-dir build/data --loader mmap --seed 42 --epochs 0 1 2
 
 prints ``{"0": "...", "1": "...", "2": "..."}``: the fingerprint of each epoch's arrival order, computed in
-this fresh process (:func:`fingerprints_in_fresh_process` runs it from Python).
+this fresh process (:func:`fingerprints_in_fresh_process` runs it from Python). ``--runs JSON`` measures several
+loaders in one process (``{"name": {"loader": ..., "num_workers": ..., "shards": ...}}``; with ``--reverse`` in
+the opposite order) and prints ``{"name": {"0": ..., ...}}`` (:func:`fingerprint_runs_in_fresh_process`): one
+interpreter start (importing torch takes seconds) for many fingerprints.
 """
 from __future__ import annotations
 
@@ -88,6 +91,23 @@ def fingerprints_in_fresh_process(data_dir: str | Path, loader: str = "mmap", *,
     return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=timeout).stdout)
 
 
+def fingerprint_runs_in_fresh_process(data_dir: str | Path, runs: dict[str, dict], *, seed: int = 0,
+                                      epochs: Sequence[int] = (0, 1, 2), reverse: bool = False,
+                                      timeout: float = 300) -> dict[str, dict[str, str]]:
+    """``{name: {"epoch": fingerprint}}`` for several loaders (``runs``: name -> ``fingerprint_loader`` keywords:
+    ``loader``, ``num_workers``, ``shards``), all computed in one new process; ``reverse`` runs them last to first."""
+    cmd = [sys.executable, "-m", __spec__.name, "--data-dir", str(data_dir), "--seed", str(seed),
+           "--epochs", *map(str, epochs), "--runs", json.dumps(runs)] + (["--reverse"] if reverse else [])
+    out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=timeout).stdout)
+    return {name: out[name] for name in runs}
+
+
+def _fingerprints(data_dir: str | Path, loader: str, *, seed: int, epochs: Sequence[int], num_workers: int = 0,
+                  shards: int | None = None) -> dict[str, str]:
+    built, set_epoch = fingerprint_loader(data_dir, loader, seed=seed, num_workers=num_workers, shards=shards)
+    return {str(e): order_fingerprint(o) for e, o in epoch_orders(built, epochs, set_epoch).items()}
+
+
 @renamed_keywords(data="data_dir", workers="num_workers")
 def fingerprint_loader(data_dir: str | Path, kind: str, *, seed: int, num_workers: int = 0,
                        shards: int | None = None):
@@ -101,7 +121,7 @@ def fingerprint_loader(data_dir: str | Path, kind: str, *, seed: int, num_worker
     if kind == "mmap":
         ds = MmapShardDataset(data_dir, seed=seed)
     elif kind == "mmap-batched":
-        ds = MmapShardDataset(data_dir, seed=seed, batch_size=64)
+        ds = MmapShardDataset(data_dir, seed=seed, batch_size=256)
     elif kind == "webdataset":
         ds = make_webdataset(shard_urls(data_dir, WDS)[:shards], seed=seed, shuffle_buffer=100)
     else:
@@ -120,15 +140,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, nargs="+", default=[0, 1, 2])
     add_num_workers_argument(parser, help="DataLoader workers (0: iterate directly)")
     parser.add_argument("--shards", type=int, default=None, help="webdataset: only the first N tar shards")
+    parser.add_argument("--runs", type=json.loads, default=None,
+                        help='several loaders in this one process: {"name": {"loader": ..., "num_workers": ...}}')
+    parser.add_argument("--reverse", action="store_true", help="with --runs: run them last to first")
     args = parser.parse_args(argv)
+    if args.runs is not None:
+        names = list(args.runs)[::-1] if args.reverse else list(args.runs)
+        for name in names:
+            if args.runs[name].get("loader", "mmap") not in LOADERS:
+                parser.error(f"--runs {name}: loader must be one of {LOADERS}")
+        print(json.dumps({name: _fingerprints(args.data_dir, args.runs[name].get("loader", "mmap"), seed=args.seed,
+                                               epochs=args.epochs, num_workers=args.runs[name].get("num_workers", 0),
+                                               shards=args.runs[name].get("shards")) for name in names}))
+        return 0
     if args.num_workers < 0:
         parser.error(f"--num-workers must be >= 0, got {args.num_workers}")
     if args.shards is not None and (args.shards < 1 or args.loader != "webdataset"):
         parser.error(f"--shards must be >= 1 and is for --loader webdataset, got {args.shards}")
-    loader, set_epoch = fingerprint_loader(args.data_dir, args.loader, seed=args.seed, num_workers=args.num_workers,
-                                           shards=args.shards)
-    orders = epoch_orders(loader, args.epochs, set_epoch)
-    print(json.dumps({str(e): order_fingerprint(o) for e, o in orders.items()}))
+    print(json.dumps(_fingerprints(args.data_dir, args.loader, seed=args.seed, epochs=args.epochs,
+                                   num_workers=args.num_workers, shards=args.shards)))
     return 0
 
 
