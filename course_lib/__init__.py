@@ -20,7 +20,8 @@ from .measure.throughput import SEED_BAR, ThroughputResult, measure_throughput
 from .measure.memory import MemorySnapshot, PeakMemory, available_mb, memory_snapshot
 from .measure.page_cache import evict, page_cache_mb_per_s, resident_fraction
 from .measure.shuffle_quality import arrival_order, shuffle_quality
-from .measure.order_fingerprint import (Coverage, coverage, epoch_order, fingerprint_runs_in_fresh_process,
+from .measure.order_fingerprint import (Coverage, coverage, epoch_order, fingerprint_runs,
+                                        fingerprint_runs_in_fresh_process,
                                         fingerprints_in_fresh_process, order_fingerprint)
 from .measure.epoch_boundaries import EpochTiming, time_epochs
 # teaching: what the course warns against
@@ -47,7 +48,7 @@ __all__ = [
     # measure
     "SEED_BAR", "ThroughputResult", "measure_throughput", "MemorySnapshot", "PeakMemory", "available_mb",
     "memory_snapshot", "evict", "page_cache_mb_per_s", "resident_fraction", "arrival_order", "shuffle_quality",
-    "Coverage", "coverage", "epoch_order", "fingerprint_runs_in_fresh_process", "fingerprints_in_fresh_process",
+    "Coverage", "coverage", "epoch_order", "fingerprint_runs", "fingerprint_runs_in_fresh_process", "fingerprints_in_fresh_process",
     "order_fingerprint",
     "EpochTiming", "time_epochs",
     # teaching

@@ -102,6 +102,17 @@ def fingerprint_runs_in_fresh_process(data_dir: str | Path, runs: dict[str, dict
     return {name: out[name] for name in runs}
 
 
+def fingerprint_runs(data_dir: str | Path, runs: dict[str, dict], *, seed: int = 0,
+                     epochs: Sequence[int] = (0, 1, 2), reverse: bool = False) -> dict[str, dict[str, str]]:
+    """``{name: {"epoch": fingerprint}}`` for several loaders, in this process (``runs`` as in
+    :func:`fingerprint_runs_in_fresh_process`, which runs this in a new one)."""
+    names = list(runs)[::-1] if reverse else list(runs)
+    out = {name: _fingerprints(data_dir, runs[name].get("loader", "mmap"), seed=seed, epochs=epochs,
+                               num_workers=runs[name].get("num_workers", 0), shards=runs[name].get("shards"))
+           for name in names}
+    return {name: out[name] for name in runs}
+
+
 def _fingerprints(data_dir: str | Path, loader: str, *, seed: int, epochs: Sequence[int], num_workers: int = 0,
                   shards: int | None = None) -> dict[str, str]:
     built, set_epoch = fingerprint_loader(data_dir, loader, seed=seed, num_workers=num_workers, shards=shards)
@@ -145,13 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reverse", action="store_true", help="with --runs: run them last to first")
     args = parser.parse_args(argv)
     if args.runs is not None:
-        names = list(args.runs)[::-1] if args.reverse else list(args.runs)
-        for name in names:
-            if args.runs[name].get("loader", "mmap") not in LOADERS:
+        for name, run in args.runs.items():
+            if run.get("loader", "mmap") not in LOADERS:
                 parser.error(f"--runs {name}: loader must be one of {LOADERS}")
-        print(json.dumps({name: _fingerprints(args.data_dir, args.runs[name].get("loader", "mmap"), seed=args.seed,
-                                               epochs=args.epochs, num_workers=args.runs[name].get("num_workers", 0),
-                                               shards=args.runs[name].get("shards")) for name in names}))
+        print(json.dumps(fingerprint_runs(args.data_dir, args.runs, seed=args.seed, epochs=args.epochs,
+                                          reverse=args.reverse)))
         return 0
     if args.num_workers < 0:
         parser.error(f"--num-workers must be >= 0, got {args.num_workers}")
