@@ -33,10 +33,24 @@ from .teaching.worker_draws import RandomDraws, draws_by_worker
 from .course.verification import environment_summary, load_records, start_chapter, verification_checkpoint
 from .course.tables import Table, results_table
 from .course.prose import SOURCED, cite, say
-from .course.exercises import NotSolved, solved
-from .course.plots import (epoch_start_bars, image_grid, memory_bars, memory_growth_plot, plot_plan,
-                           shuffle_buffer_plot, throughput_bars)
+from .course.plots import (data_wait_bars, epoch_start_bars, image_grid, memory_bars, memory_growth_plot, plot_plan,
+                           plot_records, regime_bars, shuffle_buffer_plot, shuffle_frontier, throughput_bars,
+                           workers_scaling)
 from .course.resume_run import resumable_loader, resume_in_fresh_process
+# your own data (chapter 07): the plain folder loader it starts from, the img tars it converts to
+from .loaders.image_tars import make_image_webdataset
+from .teaching.naive import ImageFolderDataset
+# chapter 05: the decode-bound regime, the training step, the peer libraries
+from .loaders.image_transforms import TrainTransform, finish_batch
+from .loaders.image_pipeline import ImageShardDataset, ImageShardError, image_shards, read_image_shard
+from .teaching.seed_jpeg import SEED_WEBDATASET_SOURCE, seed_jpeg_pipeline, seed_style_shard
+from .measure.process_memory import PeakPss, pss_snapshot
+from .measure.training_step import DataWait, TrainingStep, data_wait
+from .measure.regimes import (LoaderSpec, best, course_specs, image_data, jpeg_bytes_per_sample, measure_specs,
+                              order_quality, regime_goals, row_result)
+from .course.regime_tables import regime_table
+from .measure.peer_runner import PEER_LIBRARIES, run_peer, run_peers
+from .course.exercises import NotSolved, solved
 
 __all__ = [
     # loaders
@@ -57,7 +71,16 @@ __all__ = [
     "load_shards_measuring_memory", "RandomDraws", "draws_by_worker",
     # course
     "environment_summary", "load_records", "start_chapter", "verification_checkpoint", "Table", "results_table",
-    "SOURCED", "cite", "say", "NotSolved", "solved",
+    "SOURCED", "cite", "say",
     "epoch_start_bars", "image_grid", "memory_bars", "memory_growth_plot", "plot_plan", "shuffle_buffer_plot",
     "throughput_bars", "resumable_loader", "resume_in_fresh_process",
+    # chapter 05
+    "TrainTransform", "finish_batch", "ImageShardDataset", "ImageShardError", "image_shards", "read_image_shard",
+    "SEED_WEBDATASET_SOURCE", "seed_jpeg_pipeline", "seed_style_shard", "PeakPss", "pss_snapshot", "DataWait",
+    "TrainingStep", "data_wait", "LoaderSpec", "best", "course_specs", "image_data", "jpeg_bytes_per_sample",
+    "measure_specs", "order_quality", "regime_goals", "regime_table", "row_result", "PEER_LIBRARIES", "run_peer",
+    "run_peers", "data_wait_bars", "plot_records", "regime_bars", "shuffle_frontier", "workers_scaling",
 ]
+__all__ += ["make_image_webdataset",     # loaders
+            "ImageFolderDataset",        # teaching
+            "NotSolved", "solved"]       # course: the exercise mechanism

@@ -1,12 +1,15 @@
-"""Command line: ``python -m data_gen generate ...`` and ``python -m data_gen verify DIR``."""
+"""Command line: ``python -m data_gen generate ...``, ``python -m data_gen convert SRC --out DIR ...`` and
+``python -m data_gen verify DIR``."""
 from __future__ import annotations
 
 import argparse
 import sys
 from typing import NoReturn, Sequence
 
+from .convert import CONVERT_FORMATS, convert
 from .generate import GenerateError, generate
-from .layout import FORMATS
+from .images import DEFAULT_JPEG_QUALITY
+from .layout import ALL_FORMATS, FORMATS
 from .manifest import verify
 
 
@@ -40,10 +43,25 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--classes", type=int, default=10, help="number of classes (default 10)")
     gen.add_argument("--seed", type=int, default=0, help="content seed (default 0)")
     gen.add_argument("--formats", type=_formats, default=list(FORMATS),
-                     help=f"comma-separated formats from {','.join(FORMATS)} (default all)")
+                     help=f"comma-separated formats from {','.join(ALL_FORMATS)} (default {','.join(FORMATS)})")
+    gen.add_argument("--jpeg-quality", type=int, default=DEFAULT_JPEG_QUALITY,
+                     help=f"JPEG quality of the img format, 1-100 (default {DEFAULT_JPEG_QUALITY})")
     gen.add_argument("--no-progress", action="store_true", help="no progress bar")
+    conv = sub.add_parser("convert", help="convert your own data into shards (image folder, arrays, per-sample .npy)")
+    conv.add_argument("src", metavar="SRC", help="SRC/<class>/<file>.jpg|png, a folder with x.npy + y.npy, an .npz "
+                                                "with x and y, or a folder of one .npy record per sample")
+    conv.add_argument("--out", required=True, help="output directory (new, empty, or an earlier run of this conversion)")
+    conv.add_argument("--shape", type=_int_list, default=None,
+                      help="C,H,W images are decoded, scaled and centre-cropped to (default 3,64,64; arrays keep theirs)")
+    conv.add_argument("--formats", type=_formats, default=None,
+                      help=f"comma-separated from {','.join(CONVERT_FORMATS)} (default npy,img for images, else npy)")
+    conv.add_argument("--shard-size", type=int, default=2_500, help="samples per shard (default 2500)")
+    conv.add_argument("--seed", type=int, default=0, help="seed of an image folder's file order (default 0)")
+    conv.add_argument("--skip-bad", action="store_true",
+                      help="skip unreadable files and list them in the manifest instead of stopping")
+    conv.add_argument("--no-progress", action="store_true", help="no progress bar")
     ver = sub.add_parser("verify", help="re-hash every shard against manifest.json")
-    ver.add_argument("dir", help="a directory written by 'generate'")
+    ver.add_argument("dir", help="a directory written by 'generate' or 'convert'")
     return parser
 
 
@@ -58,8 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"data_gen verify: {args.dir}: " + (f"{len(problems)} problem(s)" if problems else "all shards match"))
         return 1 if problems else 0
     try:
+        if args.command == "convert":
+            convert(args.src, args.out, shape=args.shape, formats=args.formats, shard_size=args.shard_size,
+                    seed=args.seed, skip_bad=args.skip_bad, progress=not args.no_progress)
+            return 0
         generate(args.out, samples=args.samples, shard_size=args.shard_size, shape=args.shape,
-                 classes=args.classes, seed=args.seed, formats=args.formats, progress=not args.no_progress)
+                 classes=args.classes, seed=args.seed, formats=args.formats, jpeg_quality=args.jpeg_quality,
+                 progress=not args.no_progress)
     except GenerateError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2

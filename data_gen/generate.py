@@ -8,10 +8,11 @@ from typing import Any, Callable, Iterable
 from tqdm import tqdm
 
 from .atomic import sha256_file
-from .layout import FORMATS, shard_file, shard_ranges
+from .images import DEFAULT_JPEG_QUALITY, check_shape, encode_jpeg
+from .layout import ALL_FORMATS, FORMATS, shard_file, shard_ranges
 from .manifest import manifest_params, new_manifest, read_manifest, shard_entry_ok, write_manifest
 from .samples import make_batch
-from .writers import WRITERS
+from .writers import WRITERS, write_img_shard
 
 
 class GenerateError(ValueError):
@@ -31,6 +32,7 @@ def generate(
     classes: int = 10,
     seed: int = 0,
     formats: Iterable[str] = FORMATS,
+    jpeg_quality: int = DEFAULT_JPEG_QUALITY,
     progress: bool = True,
     report: Callable[[str], None] | None = print,
 ) -> dict[str, Any]:
@@ -38,11 +40,17 @@ def generate(
 
     Re-running with the same arguments keeps every shard whose bytes still match the manifest and
     rewrites only missing or damaged ones; different arguments for an existing ``out`` are refused.
+    ``formats`` may add ``"img"``: the same pixels as JPEG members encoded by Pillow at ``jpeg_quality``
+    (recorded in the manifest), for the decode-bound regime.
     """
     params = _check_args(samples, shard_size, tuple(shape), classes, seed, formats)
     formats = list(dict.fromkeys(formats))
+    if "img" in formats:
+        _check_img(params["shape"], jpeg_quality)
     out = Path(out)
     manifest = _start_manifest(out, params, formats)
+    if "img" in formats:
+        _set_img_encoding(out, manifest, jpeg_quality)
     ranges = shard_ranges(samples, shard_size)
     started, written = time.perf_counter(), 0
     with tqdm(total=samples * len(formats), unit="sample", desc=f"data_gen {out}",
@@ -52,7 +60,7 @@ def generate(
             if todo:
                 xs, ys = make_batch(seed, start, stop, params["shape"], classes)
                 for fmt in todo:
-                    entry = _write_shard(out, fmt, shard, xs, ys, start)
+                    entry = _write_shard(out, fmt, shard, xs, ys, start, jpeg_quality)
                     _set_entry(manifest, fmt, shard, entry)
                     written += entry["bytes"]
                 write_manifest(out, manifest)
@@ -87,8 +95,8 @@ def _check_args(samples, shard_size, shape, classes, seed, formats) -> dict[str,
     if not formats:
         raise GenerateError("--formats", "needs at least one format")
     for fmt in formats:
-        if fmt not in FORMATS:
-            raise GenerateError("--formats", f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+        if fmt not in ALL_FORMATS:
+            raise GenerateError("--formats", f"unknown format {fmt!r} (choose from {', '.join(ALL_FORMATS)})")
     return {"samples": samples, "shard_size": shard_size, "shape": tuple(shape),
             "classes": classes, "seed": seed}
 
@@ -102,7 +110,7 @@ def _start_manifest(out: Path, params: dict[str, Any], formats: list[str]) -> di
     except ValueError as e:
         raise GenerateError("--out", str(e)) from e
     if old is None:
-        stray = [p for f in FORMATS for p in sorted((out / f).glob("shard_*"))]
+        stray = [p for f in ALL_FORMATS for p in sorted((out / f).glob("shard_*"))]
         if stray:
             raise GenerateError("--out", f"{out} holds shard files ({stray[0]}) but no manifest.json; "
                                 "refusing to overwrite them: choose another --out or delete them")
@@ -126,9 +134,32 @@ def _reusable(out: Path, manifest: dict[str, Any], fmt: str, shard: int) -> bool
     return shard < len(shards) and shards[shard] is not None and shard_entry_ok(out, shards[shard]) is None
 
 
-def _write_shard(out: Path, fmt: str, shard: int, xs, ys, start: int) -> dict[str, Any]:
+def _check_img(shape: tuple[int, ...], quality: Any) -> None:
+    try:
+        check_shape(shape)
+    except ValueError as e:
+        raise GenerateError("--shape", f"the img format: {e}") from None
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise GenerateError("--jpeg-quality", f"must be an integer from 1 to 100, got {quality!r}")
+
+
+def _set_img_encoding(out: Path, manifest: dict[str, Any], quality: int) -> None:
+    """Record how the img members were encoded; refuse to mix two qualities in one folder."""
+    info = manifest["formats"]["img"]
+    had = info.get("jpeg_quality")
+    if had is not None and had != quality and any(info["shards"]):
+        raise GenerateError("--jpeg-quality", f"{out} already holds img shards encoded at quality {had}, "
+                            f"not {quality}: choose another --out or delete {out / 'img'}")
+    info.update({"encoding": "jpeg", "encoder": "Pillow", "jpeg_quality": quality, "subsampling": "4:4:4"})
+
+
+def _write_shard(out: Path, fmt: str, shard: int, xs, ys, start: int,
+                 jpeg_quality: int = DEFAULT_JPEG_QUALITY) -> dict[str, Any]:
     rel = shard_file(fmt, shard)
-    WRITERS[fmt](out / rel, xs, ys, start)
+    if fmt == "img":
+        write_img_shard(out / rel, [(encode_jpeg(x, jpeg_quality), "jpg") for x in xs], ys, start)
+    else:
+        WRITERS[fmt](out / rel, xs, ys, start)
     path = out / rel
     return {"file": rel, "first_index": start, "samples": len(xs),
             "bytes": path.stat().st_size, "sha256": sha256_file(path)}

@@ -30,7 +30,8 @@ import numpy as np
 
 FORMAT_VERSION = 1
 NPY, WDS, WDSB, IMG = "npy", "wds", "wdsb", "img"   # format names, also the sub-folders of a data_dir
-FORMATS = (NPY, WDS, WDSB)
+FORMATS = (NPY, WDS, WDSB)     # what generate writes by default
+ALL_FORMATS = FORMATS + (IMG,)  # img (JPEG members) on request: ``formats=[..., "img"]``
 WDS_BLOCK = 256
 SHARD_NAME = "shard_{:04d}"
 EXTENSIONS = {NPY: ".npy", WDS: ".tar", WDSB: ".tar", IMG: ".tar"}

@@ -57,3 +57,30 @@ def checkpoint_by_hand(make_ds, num_workers: int):
     resumed = make_ds()
     resumed.load_state_dict(state)
     return seen, arrival_order(DataLoader(resumed, batch_size=None, num_workers=num_workers)).tolist()
+
+
+@solution("07_your_own_data")
+def class_counts(data_dir):
+    """Samples per class name in a converted dataset: labels from its npy shards, names from its manifest."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from data_gen import read_manifest
+
+    from ..loaders.shard_index import index_shards
+
+    manifest = read_manifest(Path(data_dir))
+    names = manifest["class_names"] or [str(i) for i in range(manifest["classes"])]
+    counts = np.zeros(len(names), dtype=np.int64)
+    for path in index_shards(data_dir).paths:
+        counts += np.bincount(np.load(path, mmap_mode="r")["y"], minlength=len(names))
+    return {name: int(n) for name, n in zip(names, counts)}
+
+
+@solution("05_throughput_comparison")
+def pick_num_workers(rows, loader="decode at crop size + batch transform", within=0.9):
+    """Chapter 05: the smallest worker count whose measured rate is within 10% of the best one."""
+    mine = [r for r in rows if r["loader"] == loader and r["regime"] == "JPEG"]
+    top = max(r["samples_per_s"] for r in mine)
+    return min(r["num_workers"] for r in mine if r["samples_per_s"] >= within * top)

@@ -3,7 +3,9 @@
     python -m course_lib.bench --data-dir build/data --out build/bench.json [--repeat 3] [--max-samples N]
 
 Prints samples/s, MB/s and the ratio to the page-cache read speed of the same files (median of
-``--repeat`` runs each), and writes the table as JSON.
+``--repeat`` runs each), and writes the table as JSON. Then chapter 05's regimes (unless ``--no-regimes``):
+raw vs JPEG at each worker count on an image dataset generated beside ``--data-dir``, and the peer libraries
+(litdata, HF datasets, torchdata, webdataset), each in its own subprocess; a peer that fails is a row saying why.
 """
 from __future__ import annotations
 
@@ -27,8 +29,12 @@ from ..loaders.webdataset_pipeline import make_block_webdataset, make_webdataset
 from ..teaching.naive import (LoadAllDataset, PerSampleFileDataset, SeedStreamingDataset, SeedStreamingTensors,
                               export_per_sample_files)
 from .page_cache import page_cache_mb_per_s
-from .peers import litdata_loader, missing, prepare_litdata
+from .peer_runner import PEER_LIBRARIES, run_peers
+from .regimes import course_specs, image_data, measure_specs, regime_goals
+from .training_step import TrainingStep
 from .throughput import measure_throughput
+from ..loaders.image_tars import make_image_webdataset
+from data_gen.layout import EXTENSIONS, format_dir, shard_glob
 
 SLOW_CAP = 10_000  # samples measured per run for per-sample tar/file loaders and per-sample rows with workers
 
@@ -48,21 +54,28 @@ def stock_webdataset(data_dir: Path):
 
 class Loader(NamedTuple):
     """A compared loader: ``make(num_workers)`` builds it (None: no DataLoader); ``full`` lists the worker
-    settings fast enough to time over whole epochs (None: all), the others are capped at ``SLOW_CAP`` samples."""
+    settings fast enough to time over whole epochs (None: all), the others are capped at ``SLOW_CAP`` samples;
+    ``needs`` names the data_gen formats it reads (a dataset without one of them skips it, saying why)."""
 
     make: Callable[[int | None], Iterable]
     full: tuple[int | None, ...] | None
+    needs: tuple[str, ...] = ("npy",)
+
+
+def available_formats(data_dir: Path) -> set[str]:
+    """The format folders of ``data_dir`` that hold shards (a converted dataset may have only some)."""
+    return {fmt for fmt in EXTENSIONS if any(format_dir(data_dir, fmt).glob(shard_glob(fmt)))}
 
 
 def loaders(data_dir: Path, files_dir: Path, batch_size: int, peers_dir: Path | None = None) -> dict[str, Loader]:
     """Every loader compared, by name (peer libraries only when installed and ``peers_dir`` is given)."""
-    def through(make_ds, full, **kw) -> Loader:
+    def through(make_ds, full, needs=("npy",), **kw) -> Loader:
         def factory(num_workers):
             ds = make_ds()
             if num_workers is None:
                 return ds
             return DataLoader(ds, batch_size=None, num_workers=num_workers, **kw)
-        return Loader(factory, full)
+        return Loader(factory, full, needs)
 
     per_sample_fast = (None, 0)
     return {
@@ -80,46 +93,61 @@ def loaders(data_dir: Path, files_dir: Path, batch_size: int, peers_dir: Path | 
         f"mmap no shuffle, batched {batch_size}": through(lambda: MmapShardDataset(data_dir, shuffle="none",
                                                                                    batch_size=batch_size),
                                                           None),
-        "webdataset stock (shuffle 1000, decode)": through(lambda: stock_webdataset(data_dir), (), collate_fn=_identity),
-        "webdataset make_webdataset (per sample)": through(lambda: make_webdataset(data_dir), ()),
+        "webdataset stock (shuffle 1000, decode)": through(lambda: stock_webdataset(data_dir), (), ("wds",),
+                                                           collate_fn=_identity),
+        "webdataset make_webdataset (per sample)": through(lambda: make_webdataset(data_dir), (), ("wds",)),
         f"webdataset blocks, batched {batch_size}": through(lambda: make_block_webdataset(data_dir,
                                                                                          batch_size=batch_size),
-                                                            None),
-        **(_litdata_loaders(data_dir, peers_dir, batch_size) if peers_dir is not None else {}),
-    }
+                                                            None, ("wdsb",)),
+        f"webdataset JPEG/PNG decode, batched {batch_size}": through(
+            lambda: make_image_webdataset(data_dir, batch_size=batch_size), (), ("img",)),
+    }  # peer libraries: measured in their own subprocesses by run_regimes (litdata switches to spawn)
 
 
-def _litdata_loaders(data_dir: Path, peers_dir: Path, batch_size: int) -> dict[str, Loader]:
-    """litdata's StreamingDataset on the same samples, converted once (not timed); {} when not installed."""
-    if missing("litdata"):
-        return {}
-    prepared = prepare_litdata(data_dir, peers_dir / "litdata")
-    return {
-        "litdata StreamingDataset (shuffle, per sample)": Loader(
-            lambda w: litdata_loader(prepared, num_workers=w), (None, 0)),
-        f"litdata StreamingDataLoader (shuffle, batched {batch_size})": Loader(
-            lambda w: litdata_loader(prepared, batch_size=batch_size, num_workers=w), (None, 0)),
-    }
+def run_regimes(data_dir: Path, peers_dir: Path, *, workers: Iterable[int], repeat: int = 3, run_seconds: float = 1.0,
+                batch_size: int = 64, crop_size: int = 64, step_ms: float = 20.0,
+                peer_libraries: Iterable[str] = PEER_LIBRARIES, progress: bool = True,
+                image_args: dict | None = None) -> dict:
+    """Chapter 05's measurements: copy-bound vs decode-bound at each worker count, then every peer library.
+    ``image_args`` (samples, shard_size, shape, jpeg_quality) size the image dataset written beside ``data_dir``."""
+    image_dir = image_data(data_dir, progress=progress, **(image_args or {}))
+    counts = sorted(set(workers))
+    step = TrainingStep("busy", step_ms)
+    rows = measure_specs(course_specs(image_dir, batch_size=batch_size, crop_size=crop_size), counts,
+                         repeats=repeat, max_seconds=run_seconds, step=step, wait_workers=counts, progress=progress)
+    peers = run_peers(image_dir, peers_dir, libraries=list(peer_libraries), worker_counts=counts, repeats=repeat,
+                      max_seconds=run_seconds, batch_size=batch_size, crop_size=crop_size, step_ms=step_ms,
+                      wait_workers=counts, progress=progress)
+    return {"image_dir": str(image_dir), "rows": rows, "peer_rows": peers["rows"], "failed": peers["failed"],
+            "order": peers["order"], "timings": peers["timings"], "peer_seconds": peers["seconds"],
+            "goals": regime_goals(rows + peers["rows"])}
 
 
 @renamed_keywords(data="data_dir", workers="num_workers")
 def run(data_dir: Path, *, repeat: int = 3, num_workers: Iterable[int | None] = (None, 0, 2), batch_size: int = 256,
         max_samples: int | None = None, per_sample_files: int = 5000, progress: bool = True,
-        only: str | None = None, peers_dir: Path | None = None) -> dict:
+        only: str | None = None, peers_dir: Path | None = None, regimes: bool = False, run_seconds: float = 1.0,
+        peer_libraries: Iterable[str] = PEER_LIBRARIES, image_args: dict | None = None) -> dict:
     """Measure every loader x worker setting ``repeat`` times; return the JSON-ready table.
 
-    ``only`` keeps the loaders whose name contains it; peers (litdata) are measured when installed, with
-    their converted copy of the data in ``peers_dir`` (default: ``peers/`` beside ``data_dir``).
+    ``only`` keeps the loaders whose name contains it. With ``regimes`` (and no ``only``), chapter 05's
+    regimes and peer libraries too (:func:`run_regimes`), peers converting into ``peers_dir``
+    (default: ``peers/`` beside ``data_dir``).
     """
     index = index_shards(data_dir)
     ceiling = page_cache_mb_per_s(index.paths)
     ceiling_1m = page_cache_mb_per_s(index.paths, chunk=1 << 20)
-    rows = []
+    rows, skipped, have = [], [], available_formats(data_dir)
     with tempfile.TemporaryDirectory() as tmp:
         files_dir = export_per_sample_files(data_dir, Path(tmp) / "files", limit=per_sample_files)
         peers_dir = Path(data_dir).resolve().parent / "peers" if peers_dir is None else peers_dir
         for name, spec in loaders(data_dir, files_dir, batch_size, peers_dir).items():
             if only and only not in name:
+                continue
+            if set(spec.needs) - have:
+                lacking = ", ".join(sorted(set(spec.needs) - have))
+                skipped.append(f"{name}: needs the {lacking} format, which {data_dir} does not have "
+                               f"(write it with --formats ...,{lacking})")
                 continue
             for w in num_workers:
                 label = f"{name} [{'no DataLoader' if w is None else f'DataLoader, {w} workers'}]"
@@ -135,10 +163,16 @@ def run(data_dir: Path, *, repeat: int = 3, num_workers: Iterable[int | None] = 
                              "ratio_to_page_cache": mbps / ceiling, "runs": [r.as_dict() for r in runs]})
                 if progress:
                     print(f"  {label}: {sps:,.0f} samples/s, {mbps:,.0f} MB/s", file=sys.stderr)
-    return {"data": str(data_dir), "samples": len(index), "bytes_per_sample": index.bytes_per_sample,
-            "page_cache_mb_per_s": ceiling, "page_cache_1mib_mb_per_s": ceiling_1m, "repeat": repeat,
-            "backend": backend(), "packages": package_versions(), "rows": rows,
-            "skipped": [reason for reason in [missing("litdata")] if reason]}
+    result = {"data": str(data_dir), "samples": len(index), "bytes_per_sample": index.bytes_per_sample,
+              "page_cache_mb_per_s": ceiling, "page_cache_1mib_mb_per_s": ceiling_1m, "repeat": repeat,
+              "backend": backend(), "packages": package_versions(), "rows": rows, "skipped": skipped}
+    if regimes and not only:
+        result["regimes"] = run_regimes(data_dir, peers_dir, workers=[w for w in num_workers if w is not None] or [0],
+                                        repeat=repeat, run_seconds=run_seconds, peer_libraries=peer_libraries,
+                                        progress=progress, image_args=image_args,
+                                        batch_size=min(batch_size, 64))
+        result["skipped"] += [f"{f['library']}: {f['error']}" for f in result["regimes"]["failed"]]
+    return result
 
 
 def format_table(result: dict) -> str:
@@ -152,8 +186,24 @@ def format_table(result: dict) -> str:
         w = "-" if r["workers"] is None else str(r["workers"])
         lines.append(f"{r['loader']:<48} {w:>13} {r['samples_per_s']:>12,.0f} {r['mb_per_s']:>9,.0f} "
                      f"{r['ratio_to_page_cache']:>13.0%}")
+    if "regimes" in result:
+        from ..course.regime_tables import regime_table
+
+        reg = result["regimes"]
+        lines += ["", str(regime_table(reg["rows"] + reg["peer_rows"],
+                                       title=f"Regimes and peer libraries on {reg['image_dir']}"))]
+        goals = reg["goals"]
+        lines.append(f"goals: decode-bound 2 vs 0 workers {_x(goals['decode_scaling'])} (>= 1.8x); course vs seed "
+                     f"JPEG {', '.join(f'{w} workers {_x(r)}' for w, r in goals['course_vs_seed'].items())} (>= 2x); "
+                     f"best shuffled raw vs fastest peer {_x(goals['raw_vs_peers'])} (>= 15x); peers faster on JPEG: "
+                     f"{', '.join(p['peer'] + ' @' + str(p['num_workers']) for p in goals['peers_that_win_jpeg']) or 'none'}")
+        lines.append(f"conversions (not counted): {reg['timings'] or 'reused'}")
     lines += [f"skipped: {reason}" for reason in result.get("skipped", [])]
     return "\n".join(lines)
+
+
+def _x(ratio: float | None) -> str:
+    return "n/a" if ratio is None else f"{ratio:.2f}x"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,10 +219,20 @@ def main(argv: list[str] | None = None) -> int:
                              help="comma list: none (no DataLoader) and/or DataLoader worker counts")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--only", default=None, help="measure only loaders whose name contains this text")
+    parser.add_argument("--no-regimes", action="store_true", help="skip chapter 05's regimes and peer libraries")
+    parser.add_argument("--run-seconds", type=float, default=1.0, help="time limit of each regime/peer run")
+    parser.add_argument("--peers", default=",".join(PEER_LIBRARIES), help="comma list of peer libraries")
+    parser.add_argument("--image-samples", type=int, default=None, help="size of the regimes' image dataset")
+    parser.add_argument("--image-shape", default=None, help="its image shape, e.g. 3,128,128")
     args = parser.parse_args(argv)
     num_workers = [None if w.strip() == "none" else int(w) for w in args.num_workers.split(",")]
     result = run(args.data_dir, repeat=args.repeat, num_workers=num_workers, batch_size=args.batch_size,
-                 max_samples=args.max_samples, progress=not args.no_progress, only=args.only)
+                 max_samples=args.max_samples, progress=not args.no_progress, only=args.only,
+                 regimes=not args.no_regimes, run_seconds=args.run_seconds,
+                 peer_libraries=[p.strip() for p in args.peers.split(",") if p.strip()],
+                 image_args={k: v for k, v in [("samples", args.image_samples),
+                                               ("shape", args.image_shape and [int(d) for d in
+                                                                               args.image_shape.split(",")])] if v})
     print(format_table(result))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

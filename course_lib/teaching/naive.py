@@ -7,6 +7,7 @@
   split (duplicates with ``num_workers > 0``), unseeded global-RNG shuffle, one random read per sample.
   :class:`SeedStreamingTensors` is the same loop made into what a training loop takes (a dict of tensors).
 - :data:`SEED_EPOCH_ITERATOR_SOURCE` is the seed's ``epoch_iterator``, which seeds a generator it never uses.
+- :class:`ImageFolderDataset`: a folder of images decoded file by file (what chapter 07 measures first).
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset
+
+from data_gen.images import IMAGE_SUFFIXES, check_shape, decode_image
 
 from ..loaders.shard_index import index_shards
 from ..loaders.vocabulary import renamed_keywords
@@ -179,3 +182,32 @@ class PerSampleFileDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         rec = np.load(self.files[i], allow_pickle=False)[0]
         return {"x": rec["x"], "y": int(rec["y"]), "idx": int(rec["idx"])}
+
+
+class ImageFolderDataset(Dataset):
+    """The usual first loader for a folder of images: each item opens one file and decodes it with Pillow.
+
+    Lists ``root/<class>/**/<file>`` as torchvision's ``ImageFolder`` does (labels: sorted class folder names;
+    files with a ``.jpg``/``.jpeg``/``.png`` suffix), and decodes, scales and centre-crops each to ``shape``
+    exactly as ``python -m data_gen convert`` does for the ``npy`` format. A file that does not decode raises
+    ``data_gen.images.UnreadableImage`` naming it and ends the epoch: this loader cannot skip it. ``exclude``
+    drops files (paths relative to ``root``, as a conversion manifest's ``skipped`` list gives them).
+    """
+
+    def __init__(self, root: str | Path, shape: tuple[int, int, int] = (3, 64, 64), exclude: Any = ()):
+        self.root, self.shape = Path(root), check_shape(shape)
+        dropped = {str(Path(p)) for p in exclude}
+        self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        self.files = [(path, label) for label, name in enumerate(self.classes)
+                      for path in sorted((self.root / name).rglob("*"))
+                      if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+                      and str(path.relative_to(self.root)) not in dropped]
+        if not self.files:
+            raise FileNotFoundError(f"{root}: no .jpg/.jpeg/.png files in class folders (expected ROOT/<class>/<file>)")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        path, label = self.files[i]
+        return {"x": torch.from_numpy(decode_image(path.read_bytes(), self.shape, path)), "y": label}

@@ -1,0 +1,441 @@
+"""The layouts a learner's data comes in, read lazily, one shard's worth at a time.
+
+- :class:`ImageFolderSource`: ``SRC/<class>/<file>.jpg|png`` (torchvision's ``ImageFolder`` layout). Labels are
+  the class folders' positions in sorted order; the names go into the manifest. Files are taken in a seeded
+  shuffled order, because an image folder is sorted by class and a streaming shuffle only mixes nearby samples.
+- :class:`ArraySource`: ``SRC/x.npy`` + ``SRC/y.npy``, or one ``.npz`` with members ``x`` and ``y``. ``.npy`` files
+  are memory-mapped; an ``.npz`` is a zip archive, so ``np.load`` cannot map it (it reads a member whole): a
+  member stored uncompressed (``np.savez``) is mapped at its offset inside the zip, a compressed one
+  (``np.savez_compressed``) is decompressed as a stream, in order, one shard at a time. Rows keep their order.
+- :class:`PerSampleSource`: a folder of one ``.npy`` file per sample, each a record with fields ``x`` and ``y``
+  (what chapter 01's ``export_per_sample_files`` writes), in sorted file-name order.
+
+Every source has ``len`` (items), ``shape``, ``class_names``, ``bad`` (items refused before any decoding, with
+why), ``fingerprint()`` and ``take(start, count)`` returning a :class:`Chunk`. Names starting with ``.``
+(``.DS_Store``, ``.ipynb_checkpoints``) are not samples: they are left out and counted in ``hidden``.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from .images import UnreadableImage, check_shape, decode_image, image_kind
+
+ARRAY_MEMBERS = ("x", "y")
+READ_CHUNK = 16 << 20  # bytes: how far a compressed member is skipped per read when resuming
+
+
+class SourceError(ValueError):
+    """A source that cannot be converted at all (missing, empty, inconsistent); the message names the path."""
+
+
+class BadSample(ValueError):
+    """One item that does not read (not an image, truncated, unreadable); the message starts with its file."""
+
+    def __init__(self, file: str, reason: str):
+        super().__init__(f"{file}: {reason}")
+        self.file, self.reason = file, reason
+
+
+@dataclass
+class Chunk:
+    """The good samples found between source positions ``start`` and ``stop``, and the items skipped there."""
+
+    start: int
+    stop: int
+    ys: np.ndarray
+    xs: np.ndarray | None = None                    # (n, *shape) uint8 pixels, when asked for
+    images: list[tuple[bytes, str]] | None = None   # the original encoded bytes and "jpg"/"png", when asked for
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ys)
+
+
+def open_source(src: str | Path, shape: tuple[int, ...] | None = None, seed: int = 0):
+    """The source at ``src``, its layout recognised from what is there; SourceError naming ``src`` otherwise."""
+    path = Path(src)
+    if not path.exists():
+        raise SourceError(f"{path}: no such file or folder")
+    if path.is_file():
+        if path.suffix == ".npz":
+            return ArraySource(path, shape)
+        raise SourceError(f"{path}: a single file must be an .npz with members x and y; for .npy arrays give "
+                          "the folder holding x.npy and y.npy")
+    entries = [e for e in sorted(os.scandir(path), key=lambda e: e.name) if not e.name.startswith(".")]
+    names = {e.name for e in entries}
+    if {"x.npy", "y.npy"} <= names:
+        return ArraySource(path, shape)
+    if any(e.is_dir() for e in entries):
+        return ImageFolderSource(path, shape, seed)
+    if any(e.name.endswith(".npy") for e in entries):
+        return PerSampleSource(path, shape)
+    if not entries:
+        raise SourceError(f"{path}: empty folder (nothing to convert)")
+    raise SourceError(f"{path}: not a layout convert reads: expected class folders (SRC/<class>/<file>.jpg|png), "
+                      "x.npy + y.npy, an .npz, or one .npy file per sample")
+
+
+def _hash_lines(lines) -> str:
+    h = hashlib.sha256()
+    for line in lines:
+        h.update(line.encode() + b"\n")
+    return h.hexdigest()
+
+
+class ImageFolderSource:
+    """``root/<class>/**/<file>``: JPEG and PNG files recognised by their bytes, labelled by class folder."""
+
+    layout = "image_folder"
+
+    def __init__(self, root: Path, shape: tuple[int, ...] | None, seed: int = 0):
+        self.path, self.seed = Path(root), seed
+        try:
+            self.shape = check_shape(shape if shape is not None else (3, 64, 64))
+        except ValueError as e:
+            raise SourceError(str(e)) from e
+        self.hidden = sum(n.startswith(".") for n in os.listdir(root))
+        self.class_names = [e.name for e in sorted(os.scandir(root), key=lambda e: e.name)
+                            if e.is_dir() and not e.name.startswith(".")]
+        files: list[tuple[str, int]] = []
+        for label, name in enumerate(self.class_names):
+            files += [(f, label) for f in self._walk(self.path / name)]
+        loose = [e.name for e in os.scandir(root) if e.is_file() and not e.name.startswith(".")]
+        files += [(f, -1) for f in sorted(loose)]  # not inside a class folder: a bad item, named
+        if not files:
+            raise SourceError(f"{root}: no files in its class folders {self.class_names} (nothing to convert)")
+        order = np.random.default_rng(seed).permutation(len(files))
+        self.files = [files[i] for i in order]
+        self.sizes = [(self.path / f).stat().st_size for f, _ in self.files]
+        self.bad = self._scan()
+
+    def _walk(self, folder: Path) -> list[str]:
+        found = []
+        for dirpath, dirnames, filenames in os.walk(folder):
+            self.hidden += sum(n.startswith(".") for n in dirnames + filenames)
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            found += [os.path.relpath(os.path.join(dirpath, n), self.path)
+                      for n in sorted(filenames) if not n.startswith(".")]
+        return found
+
+    def _scan(self) -> dict[int, str]:
+        """Items refused from their first bytes alone (no decoding): position -> why."""
+        bad = {}
+        for pos, ((rel, label), size) in enumerate(zip(self.files, self.sizes)):
+            if label < 0:
+                bad[pos] = "not inside a class folder (expected SRC/<class>/<file>)"
+                continue
+            try:
+                with open(self.path / rel, "rb") as f:
+                    head = f.read(16)
+            except OSError as e:
+                bad[pos] = f"cannot be read ({e.strerror})"
+                continue
+            if not head:
+                bad[pos] = "empty file (0 bytes)"
+            elif image_kind(head) is None:
+                bad[pos] = f"not a JPEG or PNG image (it starts with {head[:8]!r})"
+        return bad
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def fingerprint(self) -> str:
+        """A hash of the file names, sizes and labels (what a re-run must find unchanged)."""
+        return _hash_lines(f"{rel}\0{label}\0{size}" for (rel, label), size in zip(self.files, self.sizes))
+
+    def bad_items(self) -> list[dict[str, str]]:
+        """The items refused before decoding: ``{"file", "reason"}`` each, in conversion order."""
+        return [{"file": self.files[p][0], "reason": why} for p, why in sorted(self.bad.items())]
+
+    def take(self, start: int, count: int, *, stop: int | None = None, skip_bad: bool = False,
+             pixels: bool = True, images: bool = True) -> Chunk:
+        """Up to ``count`` good samples from position ``start`` (or all good ones in ``[start, stop)``)."""
+        stop_at = len(self) if stop is None else stop
+        xs, ys, encoded, skipped = [], [], [], []
+        pos = start
+        while pos < stop_at and len(ys) < count:
+            rel, label = self.files[pos]
+            pos += 1
+            try:
+                if pos - 1 in self.bad:
+                    raise BadSample(rel, self.bad[pos - 1])
+                try:
+                    data = (self.path / rel).read_bytes()
+                    x = decode_image(data, self.shape, rel)  # always: a file that does not decode is no sample
+                except UnreadableImage as e:
+                    raise BadSample(rel, str(e).split(": ", 1)[1]) from e
+                except OSError as e:
+                    raise BadSample(rel, f"cannot be read ({e.strerror})") from e
+            except BadSample as e:
+                if not skip_bad:
+                    raise
+                skipped.append({"file": e.file, "reason": e.reason})
+                continue
+            ys.append(label)
+            if pixels:
+                xs.append(x)
+            if images:
+                encoded.append((data, image_kind(data[:16])))
+        stacked = np.stack(xs) if pixels and xs else (np.empty((0, *self.shape), np.uint8) if pixels else None)
+        return Chunk(start, pos, np.asarray(ys, dtype=np.int64), stacked, encoded if images else None, skipped)
+
+    def describe(self) -> dict[str, Any]:
+        """What the manifest records about this source."""
+        return {"path": str(self.path.resolve()), "layout": self.layout, "items": len(self),
+                "fingerprint": self.fingerprint(), "order": f"shuffled with seed {self.seed}", "hidden": self.hidden}
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class _NpyArray:
+    """One ``.npy`` array, memory-mapped: only the header is read until rows are asked for."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise SourceError(f"{path}: not a readable .npy array ({e})") from e
+        self.shape, self.dtype = self.array.shape, self.array.dtype
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)``: a view of the mapped file (read when copied)."""
+        return self.array[start:stop]
+
+    def close(self) -> None:
+        """Unmap the file."""
+        self.array = None
+
+
+def _npy_header(stream: BinaryIO, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    try:
+        version = np.lib.format.read_magic(stream)
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        return reader(stream)
+    except (ValueError, OSError, EOFError) as e:
+        raise SourceError(f"{where}: not a readable .npy array ({e})") from e
+
+
+class _NpzMember:
+    """One array inside an ``.npz``: mapped at its offset when stored, else decompressed as a stream, in order."""
+
+    def __init__(self, path: Path, name: str):
+        self.path, self.name, self.where = path, name, f"{path} (member {name}.npy)"
+        try:
+            with zipfile.ZipFile(path) as zf:
+                info = zf.getinfo(f"{name}.npy")
+                with zf.open(info) as f:
+                    self.shape, fortran, self.dtype = _npy_header(f, self.where)
+                    header_bytes = f.tell()
+        except KeyError:
+            raise SourceError(f"{path}: no member {name!r} (an .npz for convert holds arrays x and y)") from None
+        except (zipfile.BadZipFile, OSError) as e:
+            raise SourceError(f"{path}: not a readable .npz archive ({e})") from e
+        if fortran:
+            raise SourceError(f"{self.where}: Fortran-ordered; save it with np.ascontiguousarray first")
+        self.compressed = info.compress_type != zipfile.ZIP_STORED
+        self.map = None
+        if not self.compressed:
+            with open(path, "rb") as f:   # the local file header: 30 bytes, then the name and an extra field
+                f.seek(info.header_offset)
+                local = f.read(30)
+            name_len, extra_len = struct.unpack("<HH", local[26:30])
+            offset = info.header_offset + 30 + name_len + extra_len + header_bytes
+            self.map = np.memmap(path, dtype=self.dtype, mode="r", offset=offset, shape=self.shape)
+        self._zip = self._stream = None
+        self._pos = 0
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)``; a compressed member is read forward (re-opened to go back)."""
+        if self.map is not None:
+            return self.map[start:stop]
+        row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        if self._stream is None or start < self._pos:
+            self.close()
+            self._zip = zipfile.ZipFile(self.path)
+            self._stream = self._zip.open(f"{self.name}.npy")
+            _npy_header(self._stream, self.where)
+            self._pos = 0
+        to_skip = (start - self._pos) * row_bytes
+        while to_skip:
+            got = len(self._stream.read(min(to_skip, READ_CHUNK)))
+            if not got:
+                raise SourceError(f"{self.where}: ends early (truncated archive?)")
+            to_skip -= got
+        want = (stop - start) * row_bytes
+        data = self._stream.read(want)
+        if len(data) != want:
+            raise SourceError(f"{self.where}: ends early, {len(data)} of {want} bytes (truncated archive?)")
+        self._pos = stop
+        return np.frombuffer(data, dtype=self.dtype).reshape(stop - start, *self.shape[1:])
+
+    def close(self) -> None:
+        """Close the stream (and drop the map)."""
+        for handle in (self._stream, self._zip):
+            if handle is not None:
+                handle.close()
+        self._zip = self._stream = None
+
+
+class ArraySource:
+    """Images ``x`` (N, ...) uint8 and labels ``y`` (N,) integers: ``SRC/x.npy`` + ``SRC/y.npy`` or one ``.npz``."""
+
+    layout = "arrays"
+    hidden = 0
+    class_names = None
+
+    def __init__(self, path: Path, shape: tuple[int, ...] | None):
+        self.path = Path(path)
+        if self.path.suffix == ".npz":
+            self.x, self.y = (_NpzMember(self.path, n) for n in ARRAY_MEMBERS)
+            self.layout = "npz"
+            wx, wy = f"{self.path} (x)", f"{self.path} (y)"
+        else:
+            self.x, self.y = (_NpyArray(self.path / f"{n}.npy") for n in ARRAY_MEMBERS)
+            wx, wy = str(self.path / "x.npy"), str(self.path / "y.npy")
+        x, y = self.x, self.y
+        if x.dtype != np.uint8 or not 2 <= len(x.shape) <= 5:
+            raise SourceError(f"{wx}: expected uint8 images of shape (N, ...) with 1 to 4 sample dimensions, found "
+                              f"{x.dtype} {x.shape} (scale and cast first, e.g. (x * 255).astype(np.uint8))")
+        if len(y.shape) != 1 or y.dtype.kind not in "iu":
+            raise SourceError(f"{wy}: expected integer labels of shape (N,), found {y.dtype} {y.shape}")
+        if x.shape[0] != y.shape[0]:
+            raise SourceError(f"{self.path}: mixed array lengths: x has {x.shape[0]:,} rows, y has {y.shape[0]:,}")
+        if x.shape[0] == 0:
+            raise SourceError(f"{self.path}: the arrays hold no samples (nothing to convert)")
+        self.shape = tuple(int(d) for d in x.shape[1:])
+        if shape is not None and tuple(shape) != self.shape:
+            raise SourceError(f"{wx}: samples have shape {self.shape}, --shape asks for {tuple(shape)} "
+                              "(arrays are stored as they are: leave --shape out)")
+        self.bad: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def fingerprint(self) -> str:
+        """A hash of the arrays' shapes, dtypes and file sizes."""
+        files = [self.path] if self.path.is_file() else [self.path / "x.npy", self.path / "y.npy"]
+        return _hash_lines([f"{self.x.shape} {self.x.dtype} {self.y.shape} {self.y.dtype}",
+                            *(f"{f.name}\0{f.stat().st_size}" for f in files)])
+
+    def bad_items(self) -> list[dict[str, str]]:
+        """Arrays have no unreadable items: every row is a sample."""
+        return []
+
+    def take(self, start: int, count: int, *, stop: int | None = None, skip_bad: bool = False,
+             pixels: bool = True, images: bool = False) -> Chunk:
+        """Rows ``[start, min(start + count, stop))``, read from the map or the stream."""
+        stop = min(start + count, len(self)) if stop is None else stop
+        ys = np.asarray(self.y.rows(start, stop), dtype=np.int64)
+        if len(ys) and ys.min() < 0:
+            raise SourceError(f"{self.path}: label {ys.min()} at row {start + int(np.argmin(ys))}: labels must be >= 0")
+        return Chunk(start, stop, ys, self.x.rows(start, stop) if pixels else None)
+
+    def describe(self) -> dict[str, Any]:
+        """What the manifest records about this source."""
+        info = {"path": str(self.path.resolve()), "layout": self.layout, "items": len(self),
+                "fingerprint": self.fingerprint(), "order": "as stored"}
+        if self.layout == "npz":
+            info["npz_read"] = "streamed (compressed)" if self.x.compressed else "memory-mapped inside the zip"
+        return info
+
+    def close(self) -> None:
+        """Release the maps and streams."""
+        self.x.close()
+        self.y.close()
+
+
+class PerSampleSource:
+    """A folder of ``*.npy`` files, one record (fields ``x``, ``y``) each, in sorted name order."""
+
+    layout = "per_sample_npy"
+    class_names = None
+
+    def __init__(self, root: Path, shape: tuple[int, ...] | None):
+        self.path = Path(root)
+        names = sorted(e.name for e in os.scandir(root) if e.is_file())
+        self.hidden = sum(n.startswith(".") for n in names)
+        self.files = [n for n in names if not n.startswith(".")]
+        self.bad: dict[int, str] = {}
+        shapes: dict[tuple[tuple[int, ...], str], str] = {}
+        for pos, name in enumerate(self.files):
+            if not name.endswith(".npy"):
+                self.bad[pos] = "not a .npy file"
+                continue
+            try:
+                with open(self.path / name, "rb") as f:
+                    dims, _, dtype = _npy_header(f, name)
+            except (SourceError, OSError) as e:
+                self.bad[pos] = str(e).split(": ", 1)[-1]
+                continue
+            if dtype.names is None or not {"x", "y"} <= set(dtype.names) or int(np.prod(dims)) != 1:
+                self.bad[pos] = f"expected one record with fields x and y, found {dtype} {dims}"
+                continue
+            shapes.setdefault((dtype["x"].shape, str(dtype["x"].base)), name)
+        if len(shapes) > 1:
+            (a, fa), (b, fb) = list(shapes.items())[:2]
+            raise SourceError(f"{root}: mixed samples: {fa} holds x of shape {a[0]} {a[1]}, {fb} holds {b[0]} {b[1]}")
+        if not shapes:
+            why = f" (e.g. {self.files[0]}: {self.bad[0]})" if self.files else ""
+            raise SourceError(f"{root}: no readable per-sample .npy files (nothing to convert){why}")
+        (self.shape, dtype_name), first = next(iter(shapes.items()))
+        if dtype_name != "uint8":
+            raise SourceError(f"{root / first}: x is {dtype_name}, expected uint8 images "
+                              "(scale and cast first, e.g. (x * 255).astype(np.uint8))")
+        if shape is not None and tuple(shape) != self.shape:
+            raise SourceError(f"{root}: samples have shape {self.shape}, --shape asks for {tuple(shape)} "
+                              "(arrays are stored as they are: leave --shape out)")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def fingerprint(self) -> str:
+        """A hash of the file names and sizes."""
+        return _hash_lines(f"{n}\0{(self.path / n).stat().st_size}" for n in self.files)
+
+    def bad_items(self) -> list[dict[str, str]]:
+        """The files whose headers do not read, in order."""
+        return [{"file": self.files[p], "reason": why} for p, why in sorted(self.bad.items())]
+
+    def take(self, start: int, count: int, *, stop: int | None = None, skip_bad: bool = False,
+             pixels: bool = True, images: bool = False) -> Chunk:
+        """Up to ``count`` good samples from file ``start`` (or all good ones in ``[start, stop)``)."""
+        stop_at = len(self) if stop is None else stop
+        xs, ys, skipped = [], [], []
+        pos = start
+        while pos < stop_at and len(ys) < count:
+            name = self.files[pos]
+            pos += 1
+            try:
+                if pos - 1 in self.bad:
+                    raise BadSample(name, self.bad[pos - 1])
+                try:
+                    rec = np.load(self.path / name, allow_pickle=False).reshape(-1)[0]
+                except (ValueError, OSError, EOFError) as e:
+                    raise BadSample(name, f"does not read ({e})") from e
+            except BadSample as e:
+                if not skip_bad:
+                    raise
+                skipped.append({"file": e.file, "reason": e.reason})
+                continue
+            xs.append(rec["x"])
+            ys.append(int(rec["y"]))
+        x = np.stack(xs) if xs else np.empty((0, *self.shape), np.uint8)
+        return Chunk(start, pos, np.asarray(ys, dtype=np.int64), x, None, skipped)
+
+    def describe(self) -> dict[str, Any]:
+        """What the manifest records about this source."""
+        return {"path": str(self.path.resolve()), "layout": self.layout, "items": len(self),
+                "fingerprint": self.fingerprint(), "order": "sorted file names", "hidden": self.hidden}
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,128 @@
+"""Chapter 05's measurement machinery: regimes, data wait, PSS memory, goals, and the peer runner (figures are
+never asserted, only that each thing is measured, counted and reported)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from course_lib import (PEER_LIBRARIES, PeakPss, TrainingStep, course_specs, data_wait, image_data,
+                        measure_specs, order_quality, pss_snapshot, regime_goals, regime_table, row_result,
+                        run_peer, run_peers)
+from course_lib.measure.bench import main as bench_main
+from course_lib.measure.peers import missing
+
+TINY_IMAGES = dict(samples=96, shard_size=16, shape=(3, 16, 16))
+PEER_PACKAGES = {"litdata": "litdata", "HF datasets": "datasets", "torchdata": "torchdata",
+                 "webdataset": "webdataset"}
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    return image_data(tmp_path_factory.mktemp("regimes") / "data", **TINY_IMAGES)
+
+
+def test_image_data_writes_raw_and_jpeg_of_the_same_samples_beside_the_data(images):
+    assert images.name == "image_data"
+    manifest = json.loads((images / "manifest.json").read_text())
+    assert set(manifest["formats"]) == {"npy", "wds", "img"} and manifest["total_samples"] == 96
+
+
+def test_measure_specs_reports_median_spread_memory_and_data_wait(images):
+    specs = course_specs(images, batch_size=16, crop_size=8)
+    rows = measure_specs(specs, [0, 2], repeats=3, max_seconds=0.05, step=TrainingStep("busy", 1),
+                         wait_workers=[2], wait_batches=2)
+    names = {(r["loader"], r["num_workers"]) for r in rows}
+    assert ("the same, torch.set_num_threads(1)", 2) not in names   # that spec is for 0 workers only
+    assert len(rows) == 2 * (len(specs) - 1) + 1
+    for r in rows:
+        assert len(r["runs"]) == 3 and r["min"] <= r["samples_per_s"] <= r["max"]
+        assert all(run["samples"] > 0 for run in r["runs"])
+        assert {"pss_anon_mb", "pss_file_mb", "pss_shmem_mb"} <= r.keys()
+        assert ("data_wait" in r) == (r["num_workers"] == 2)
+        assert row_result(r).samples_per_s in [run["samples_per_s"] for run in r["runs"]]
+    waited = [r["data_wait"] for r in rows if "data_wait" in r]
+    assert all(0 <= w["fraction"] <= 1 and w["batches"] == 2 for w in waited)
+    assert "data wait" in str(regime_table(rows))
+
+
+def test_order_quality_scores_a_full_epoch(images):
+    rows = order_quality(course_specs(images, batch_size=16, crop_size=8))
+    assert {r["loader"] for r in rows} == {"mmap block shuffle, batched", "decode at crop size + batch transform"}
+    assert all(r["samples"] == 96 and 0 <= r["displacement"] <= 1 for r in rows)
+
+
+def test_data_wait_counts_waiting_and_training_time():
+    batches = [{"x": torch.zeros(4, 3, 8, 8, dtype=torch.uint8), "y": torch.zeros(4, dtype=torch.long)}] * 5
+    result = data_wait(batches, TrainingStep("cnn"), batches=3, warmup=1)
+    assert result.batches == 3 and result.samples == 12 and result.step_s > 0 and 0 <= result.fraction < 1
+    with pytest.raises(ValueError, match="no batches"):
+        data_wait([], TrainingStep("busy", 1))
+    with pytest.raises(ValueError, match="kind"):
+        TrainingStep("sleep")
+
+
+def test_pss_counts_this_process_and_a_peak():
+    snap = pss_snapshot()
+    assert snap.processes >= 1 and snap.total_mb > 0
+    with PeakPss(interval_s=0.01) as peak:
+        block = bytearray(50_000_000)
+        block[::4096] = b"x" * len(block[::4096])
+        import time
+        time.sleep(0.1)
+    assert peak.peak.anon_mb - peak.start.anon_mb > 30
+    del block
+
+
+def test_goals_are_computed_from_rows_not_asserted():
+    def row(library, regime, loader, w, rate):
+        return {"library": library, "regime": regime, "loader": loader, "num_workers": w, "samples_per_s": rate,
+                "label": f"{regime} · {library}: {loader} · {w} workers"}
+
+    course, seed = "decode at crop size + batch transform", "webdataset .decode('pil') + per-sample transform"
+    rows = [row("course", "JPEG", course, 0, 100), row("course", "JPEG", course, 2, 190),
+            row("seed", "JPEG", seed, 0, 50), row("seed", "JPEG", seed, 2, 100),
+            row("litdata", "JPEG", "x", 2, 200), row("course", "raw", "mmap", 0, 3000),
+            row("HF datasets", "raw", "y", 0, 100), {"library": "broken", "error": "crashed"}]
+    goals = regime_goals(rows)
+    assert goals["decode_scaling"] == pytest.approx(1.9) and goals["course_vs_seed"] == {0: 2.0, 2: 1.9}
+    assert [p["peer"] for p in goals["peers_that_win_jpeg"]] == ["litdata: x"]
+    assert goals["raw_vs_peers"] == pytest.approx(30)
+
+
+def test_a_failing_peer_is_a_row_with_its_reason(images, tmp_path):
+    result = run_peer("no such library", images, tmp_path / "peers", repeats=1)
+    assert "unknown peer library 'no such library'" in result["error"]
+    slow = run_peer("torchdata", images, tmp_path / "peers", repeats=1, timeout=0.01)
+    assert "timed out" in slow["error"]
+    merged = run_peers(images, tmp_path / "peers", libraries=["no such library"], repeats=1)
+    assert [f["library"] for f in merged["failed"]] == ["no such library", "Mosaic Streaming"]
+    assert "skipped" in merged["failed"][-1]["error"] and merged["rows"] == []
+
+
+@pytest.mark.parametrize("library", PEER_LIBRARIES)
+def test_installed_peers_are_measured_on_the_same_samples(images, tmp_path, library):
+    if missing(PEER_PACKAGES[library]):
+        pytest.skip(missing(PEER_PACKAGES[library]))
+    result = run_peer(library, images, tmp_path / "peers", worker_counts=[0], repeats=1, max_seconds=0.05,
+                      batch_size=16, crop_size=8, wait_workers=[0], wait_batches=2)
+    assert "error" not in result, result.get("error")
+    assert result["rows"] and all(r["library"] == library and r["samples_per_s"] > 0 for r in result["rows"])
+    assert all(r["data_wait"]["batches"] == 2 for r in result["rows"])
+    assert result["order"] and all(o["samples"] == 96 for o in result["order"])   # every sample, once
+
+
+def test_bench_gains_the_regime_and_peer_rows(small_data, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert bench_main(["--data", str(small_data), "--out", str(out), "--repeat", "1", "--workers", "0",
+                       "--batch-size", "16", "--no-progress", "--only", "", "--peers", "torchdata",
+                       "--run-seconds", "0.05", "--image-samples", "64", "--image-shape", "3,16,16"]) == 0
+    result = json.loads(out.read_text())
+    reg = result["regimes"]
+    assert {r["regime"] for r in reg["rows"]} == {"raw", "JPEG"}
+    assert {r["library"] for r in reg["peer_rows"]} == {"torchdata"}
+    assert any("Mosaic Streaming" in s for s in result["skipped"])
+    text = capsys.readouterr().out
+    assert "goals:" in text and "StatefulDataLoader" in text
