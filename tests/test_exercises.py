@@ -50,11 +50,14 @@ def test_chapter_exercises_start_empty_and_have_a_stored_solution(path):
         pytest.xfail(PENDING[path.name])
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    names = re.findall(r'solved\("([^"]+)"', "\n".join(c.source for c in code))
+    source = "\n".join(c.source for c in code)
+    chapter = re.search(r'^CHAPTER = "([^"]+)"', source, re.M)
+    names = [name or (chapter.group(1) if chapter else "CHAPTER")
+             for name in re.findall(r'solved\(\s*(?:"([^"]+)"|CHAPTER\b)', source)]
     assert names, f"{path.name}: no exercise (a check cell calling solved(...))"
     assert re.search(r"^use_solutions = False\b", code[0].source, re.M), "the parameters cell declares use_solutions = False"
     assert not [c for c in nb.cells if "solution" in c.metadata.get("tags", [])], "a solved 'solution' cell ships"
-    empty = [c for c in code if re.match(r"answer = None\s*#", c.source)]
+    empty = [c for c in code if re.search(r"^answer = None\s*#", c.source, re.M)]
     assert len(empty) == len(names), "each exercise has one empty cell: `answer = None  # your code ...`"
     stored = re.findall(r'@solution\("([^"]+)"\)', Path(exercises.__file__).with_name("solutions.py").read_text())
     assert not set(names) - set(stored), "an exercise without a stored solution"
