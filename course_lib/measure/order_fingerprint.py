@@ -95,7 +95,8 @@ def fingerprint_runs_in_fresh_process(data_dir: str | Path, runs: dict[str, dict
                                       epochs: Sequence[int] = (0, 1, 2), reverse: bool = False,
                                       timeout: float = 300) -> dict[str, dict[str, str]]:
     """``{name: {"epoch": fingerprint}}`` for several loaders (``runs``: name -> ``fingerprint_loader`` keywords:
-    ``loader``, ``num_workers``, ``shards``), all computed in one new process; ``reverse`` runs them last to first."""
+    ``loader``, ``num_workers``, ``shards``, ``batch_size``, ``block_size``), all computed in one new process;
+    ``reverse`` runs them last to first."""
     cmd = [sys.executable, "-m", __spec__.name, "--data-dir", str(data_dir), "--seed", str(seed),
            "--epochs", *map(str, epochs), "--runs", json.dumps(runs)] + (["--reverse"] if reverse else [])
     out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=timeout).stdout)
@@ -107,32 +108,30 @@ def fingerprint_runs(data_dir: str | Path, runs: dict[str, dict], *, seed: int =
     """``{name: {"epoch": fingerprint}}`` for several loaders, in this process (``runs`` as in
     :func:`fingerprint_runs_in_fresh_process`, which runs this in a new one)."""
     names = list(runs)[::-1] if reverse else list(runs)
-    out = {name: _fingerprints(data_dir, runs[name].get("loader", "mmap"), seed=seed, epochs=epochs,
-                               num_workers=runs[name].get("num_workers", 0), shards=runs[name].get("shards"))
-           for name in names}
+    out = {name: _fingerprints(data_dir, seed=seed, epochs=epochs, **{"loader": "mmap", **runs[name]}) for name in names}
     return {name: out[name] for name in runs}
 
 
-def _fingerprints(data_dir: str | Path, loader: str, *, seed: int, epochs: Sequence[int], num_workers: int = 0,
-                  shards: int | None = None) -> dict[str, str]:
-    built, set_epoch = fingerprint_loader(data_dir, loader, seed=seed, num_workers=num_workers, shards=shards)
+def _fingerprints(data_dir: str | Path, loader: str, *, seed: int, epochs: Sequence[int], **options) -> dict[str, str]:
+    built, set_epoch = fingerprint_loader(data_dir, loader, seed=seed, **options)
     return {str(e): order_fingerprint(o) for e, o in epoch_orders(built, epochs, set_epoch).items()}
 
 
 @renamed_keywords(data="data_dir", workers="num_workers")
 def fingerprint_loader(data_dir: str | Path, kind: str, *, seed: int, num_workers: int = 0,
-                       shards: int | None = None):
+                       shards: int | None = None, batch_size: int = 256, block_size: int = 256):
     """A course loader over ``data_dir`` by name (see ``LOADERS``) and the function that sets its epoch.
 
-    ``shards`` limits the webdataset loader to the first tar shards (its per-sample pipeline is slow).
+    ``shards`` limits the webdataset loader to the first tar shards (its per-sample pipeline is slow);
+    ``batch_size`` and ``block_size`` configure ``mmap-batched`` (``block_size`` also ``mmap``).
     """
     from ..loaders.mmap_shards import MmapShardDataset
     from ..loaders.webdataset_pipeline import make_webdataset, shard_urls
 
     if kind == "mmap":
-        ds = MmapShardDataset(data_dir, seed=seed)
+        ds = MmapShardDataset(data_dir, seed=seed, block_size=block_size)
     elif kind == "mmap-batched":
-        ds = MmapShardDataset(data_dir, seed=seed, batch_size=256)
+        ds = MmapShardDataset(data_dir, seed=seed, batch_size=batch_size, block_size=block_size)
     elif kind == "webdataset":
         ds = make_webdataset(shard_urls(data_dir, WDS)[:shards], seed=seed, shuffle_buffer=100)
     else:
