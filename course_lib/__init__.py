@@ -4,6 +4,7 @@
 - ``measure/``  throughput, memory, page-cache ceilings, order statistics, epoch boundaries, the benchmark
 - ``teaching/`` the naive loaders the course warns against (the seed chapter's code), kept to be measured
 - ``course/``   verification records, tables, plots, the course runner and the JupyterLab launcher
+- ``distributed/`` torchrun ranks, the end-of-epoch hang and its fixes, shards on an S3 API, scaling on paper
 """
 # loaders: plan -> index -> read -> batch -> (workers) -> device
 from .loaders.epoch_plan import EpochPlan
@@ -51,6 +52,14 @@ from .measure.regimes import (LoaderSpec, best, course_specs, image_data, jpeg_b
 from .course.regime_tables import regime_table
 from .measure.peer_runner import PEER_LIBRARIES, run_peer, run_peers
 from .course.exercises import NotSolved, solved
+# distributed: torchrun ranks, object storage, scaling on paper (chapter 06)
+from .distributed.launch import LaunchResult, torchrun
+from .distributed.rank_checks import ranks_disjoint, run_report, same_order
+from .distributed.s3_shards import (ObjectStoreError, S3Endpoint, S3Opener, S3Server, brace_pattern, s3_scheme,
+                                    s3_server, upload_shards)
+from .distributed.shard_cache import CachedOpener
+from .distributed.scaling import (min_shard_bytes, scaling_rows, scaling_table, time_file, time_http, time_s3,
+                                  timing_table)
 
 __all__ = [
     # loaders
@@ -80,6 +89,11 @@ __all__ = [
     "TrainingStep", "data_wait", "LoaderSpec", "best", "course_specs", "image_data", "jpeg_bytes_per_sample",
     "measure_specs", "order_quality", "regime_goals", "regime_table", "row_result", "PEER_LIBRARIES", "run_peer",
     "run_peers", "data_wait_bars", "plot_records", "regime_bars", "shuffle_frontier", "workers_scaling",
+    # distributed
+    "LaunchResult", "torchrun", "ranks_disjoint", "run_report", "same_order", "ObjectStoreError", "S3Endpoint",
+    "S3Opener", "S3Server", "brace_pattern", "s3_scheme", "s3_server", "upload_shards", "CachedOpener",
+    "min_shard_bytes", "scaling_rows", "scaling_table", "time_file", "time_http", "time_s3",
+    "timing_table",
 ]
 __all__ += ["make_image_webdataset",     # loaders
             "ImageFolderDataset",        # teaching

@@ -84,3 +84,25 @@ def pick_num_workers(rows, loader="decode at crop size + batch transform", withi
     mine = [r for r in rows if r["loader"] == loader and r["regime"] == "JPEG"]
     top = max(r["samples_per_s"] for r in mine)
     return min(r["num_workers"] for r in mine if r["samples_per_s"] >= within * top)
+
+
+@solution("06_rank_worker_split")
+def rank_worker_split(counts, *, seed, epoch, batch_size, world_size, num_workers):
+    """Chapter 06: the ids each (rank, worker) reads, in order, from the epoch plan MmapShardDataset follows."""
+    import numpy as np
+
+    from ..loaders.epoch_plan import EpochPlan
+
+    readers = {}
+    for rank in range(world_size):
+        plan = EpochPlan(counts, seed=seed, epoch=epoch, rank=rank, world_size=world_size)
+        for worker in range(num_workers):
+            units = list(plan.worker_units(worker, num_workers, batch_size))
+            readers[(rank, worker)] = units if units else [np.empty(0, dtype=np.int64)]
+    return readers
+
+
+@solution("06_equal_batches")
+def equal_batches(samples_per_rank, *, batch_size):
+    """Chapter 06: the most full batches every rank can run without any rank repeating a sample."""
+    return min(samples_per_rank) // batch_size

@@ -1,0 +1,9 @@
+"""Beyond one process: torchrun ranks, the end-of-epoch hang and its fixes, shards on an S3 API, scaling on paper.
+
+- ``ddp_stream``  ``python -m course_lib.distributed.ddp_stream``: the training script torchrun launches
+- ``launch``      run torchrun as a subprocess with a hard timeout; read back the result and each rank's state
+- ``rank_checks`` pure checks over the ids every rank saw: exactly once, equal batch counts, order fingerprints
+- ``s3_shards``   an S3 API server on 127.0.0.1 (moto), uploading shards, the ``s3://`` opener for WebDataset
+- ``shard_cache`` a local copy of each remote shard, so the second epoch reads from disk
+- ``scaling``     request latency and bandwidth measured here, and the shards/ranks/workers table they imply
+"""
