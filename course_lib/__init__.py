@@ -10,7 +10,7 @@
 from .loaders.epoch_plan import EpochPlan
 from .loaders.keyed_rng import keyed_rng
 from .loaders.shard_errors import ErrorLog, MissingShardError, ShardError, ShardFormatError, ShardReadError
-from .loaders.shard_index import count_samples, index_shards, manifest_counts
+from .loaders.shard_index import ShardExpectation, count_samples, index_shards, manifest_counts, manifest_shards
 from .loaders.mmap_shards import MmapShardDataset
 from .loaders.seeding import SharedEpoch, seed_everything, seed_worker, worker_rng
 from .loaders.webdataset_pipeline import ShardPipeline, make_block_webdataset, make_webdataset, shard_urls
@@ -24,8 +24,9 @@ from .measure.page_cache import (cold_read_mb_per_s, evict, memcpy_mb_per_s, pag
 from .measure.cold_cache import cold_runs
 from .measure.shuffle_frontier import FRONTIER_SETTINGS, measure_shuffle_frontier
 from .measure.shuffle_quality import arrival_order, shuffle_quality
-from .measure.order_fingerprint import (Coverage, coverage, epoch_order, fingerprints_in_fresh_process,
-                                        order_fingerprint)
+from .measure.order_fingerprint import (Coverage, coverage, epoch_order, fingerprint_runs,
+                                        fingerprint_runs_in_fresh_process,
+                                        fingerprints_in_fresh_process, order_fingerprint)
 from .measure.epoch_boundaries import EpochTiming, time_epochs
 # teaching: what the course warns against
 from .teaching.naive import (SEED_EPOCH_ITERATOR_SOURCE, SEED_STREAMING_SOURCE, LoadAllDataset, PerSampleFileDataset,
@@ -35,6 +36,7 @@ from .teaching.worker_draws import RandomDraws, draws_by_worker
 # course: records, tables and plots of what was measured
 from .course.verification import environment_summary, load_records, start_chapter, verification_checkpoint
 from .course.tables import Table, results_table
+from .course.prose import SOURCED, cite, say
 from .course.plots import (data_wait_bars, epoch_start_bars, image_grid, memory_bars, memory_growth_plot, plot_plan,
                            plot_records, regime_bars, shuffle_buffer_plot, shuffle_frontier, throughput_bars,
                            workers_scaling)
@@ -65,7 +67,7 @@ from .distributed.scaling import (min_shard_bytes, scaling_rows, scaling_table, 
 __all__ = [
     # loaders
     "EpochPlan", "keyed_rng", "ErrorLog", "ShardError", "MissingShardError", "ShardFormatError", "ShardReadError",
-    "count_samples", "index_shards", "manifest_counts", "MmapShardDataset",
+    "ShardExpectation", "count_samples", "index_shards", "manifest_counts", "manifest_shards", "MmapShardDataset",
     "SharedEpoch", "seed_everything", "seed_worker", "worker_rng",
     "ShardPipeline", "make_block_webdataset", "make_webdataset", "shard_urls", "ShardServer", "serve_shards",
     "DeviceLoader", "compare_modes", "default_device",
@@ -73,7 +75,8 @@ __all__ = [
     "SEED_BAR", "ThroughputResult", "measure_throughput", "MemorySnapshot", "PeakMemory", "available_mb",
     "memory_snapshot", "evict", "page_cache_mb_per_s", "resident_fraction", "arrival_order", "shuffle_quality",
     "memcpy_mb_per_s", "cold_read_mb_per_s", "cold_runs", "FRONTIER_SETTINGS", "measure_shuffle_frontier",
-    "Coverage", "coverage", "epoch_order", "fingerprints_in_fresh_process", "order_fingerprint",
+    "Coverage", "coverage", "epoch_order", "fingerprint_runs", "fingerprint_runs_in_fresh_process",
+    "fingerprints_in_fresh_process", "order_fingerprint",
     "EpochTiming", "time_epochs",
     # teaching
     "SEED_EPOCH_ITERATOR_SOURCE", "SEED_STREAMING_SOURCE", "LoadAllDataset", "PerSampleFileDataset",
@@ -81,6 +84,7 @@ __all__ = [
     "load_shards_measuring_memory", "RandomDraws", "draws_by_worker",
     # course
     "environment_summary", "load_records", "start_chapter", "verification_checkpoint", "Table", "results_table",
+    "SOURCED", "cite", "say",
     "epoch_start_bars", "image_grid", "memory_bars", "memory_growth_plot", "plot_plan", "shuffle_buffer_plot",
     "throughput_bars", "resumable_loader", "resume_in_fresh_process",
     # chapter 05

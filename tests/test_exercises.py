@@ -32,3 +32,44 @@ def test_unknown_exercise_and_duplicate_solution_are_refused(registered):
         solved("nope", None, True)
     with pytest.raises(ValueError, match="already has a solution"):
         solution("99_double")(lambda n: n)
+
+
+# -- the chapters' exercises ------------------------------------------------------------------------------------
+import re  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import nbformat  # noqa: E402
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9]*.ipynb"))
+PENDING = {"02_mmap_streaming.ipynb": "chapter 02 is being rewritten on the perf branch (issue 16)"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_chapter_exercises_start_empty_and_have_a_stored_solution(path):
+    if path.name in PENDING:
+        pytest.xfail(PENDING[path.name])
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    source = "\n".join(c.source for c in code)
+    chapter = re.search(r'^CHAPTER = "([^"]+)"', source, re.M)
+    names = [name or (chapter.group(1) if chapter else "CHAPTER")
+             for name in re.findall(r'solved\(\s*(?:"([^"]+)"|CHAPTER\b)', source)]
+    assert names, f"{path.name}: no exercise (a check cell calling solved(...))"
+    assert re.search(r"^use_solutions = False\b", code[0].source, re.M), "the parameters cell declares use_solutions = False"
+    assert not [c for c in nb.cells if "solution" in c.metadata.get("tags", [])], "a solved 'solution' cell ships"
+    empty = [c for c in code if re.search(r"^answer = None\s*#", c.source, re.M)]
+    assert len(empty) == len(names), "each exercise has one empty cell: `answer = None  # your code ...`"
+    stored = re.findall(r'@solution\("([^"]+)"\)', Path(exercises.__file__).with_name("solutions.py").read_text())
+    assert not set(names) - set(stored), "an exercise without a stored solution"
+
+
+@pytest.mark.notebooks
+def test_a_learner_who_has_not_answered_gets_not_solved(tmp_path):
+    """Chapter 00 with use_solutions=False: the check cell stops the run with NotSolved naming the exercise."""
+    import papermill
+
+    from course_lib.course.course_runner import run_course
+
+    with pytest.raises(papermill.PapermillExecutionError, match="NotSolved.*00_setup_and_data"):
+        run_course(tmp_path, data_args=dict(samples=200, shard_size=100, shape=(3, 8, 8)),
+                   parameters={"use_solutions": False, "n_preview": 4}, only=["00"], progress=False)

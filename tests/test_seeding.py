@@ -197,3 +197,12 @@ def test_resume_run_rejects_bad_arguments(small_data, tmp_path):
 def test_worker_zero_does_not_replay_the_plain_seed():
     plain = np.random.default_rng(42).random(4)
     assert not np.array_equal(worker_rng(42, 0, rank=0, worker=0).random(4), plain)
+
+
+def test_several_loaders_fingerprinted_in_one_fresh_process_match_this_one(small_data):
+    from course_lib import fingerprint_runs, fingerprint_runs_in_fresh_process
+    runs = {"mmap": {"loader": "mmap-batched"}, "mmap, 2 workers": {"loader": "mmap-batched", "num_workers": 2},
+            "webdataset": {"loader": "webdataset", "shards": 2}}
+    fresh = fingerprint_runs_in_fresh_process(small_data, runs, seed=3, reverse=True)
+    assert fresh == fingerprint_runs(small_data, runs, seed=3)
+    assert fresh["mmap"] == fresh["mmap, 2 workers"] and len(set(fresh["webdataset"].values())) == 3

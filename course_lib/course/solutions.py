@@ -11,6 +11,58 @@ from ..teaching.naive import SeedStreamingDataset
 from .exercises import solution  # noqa: F401  (chapters add their solutions below)
 
 
+@solution("00_setup_and_data")
+def npy_header_bytes(manifest: dict, record_bytes: int) -> int:
+    """Bytes of the first numpy shard that are not records: its size minus samples x record size."""
+    entry = manifest["formats"]["npy"]["shards"][0]
+    return entry["bytes"] - entry["samples"] * record_bytes
+
+
+@solution("01_naive_loading")
+def read_file_ids(files_dir) -> list[int]:
+    """The ``idx`` of every one-sample ``.npy`` file, in file-name order: one open per sample."""
+    from pathlib import Path
+
+    import numpy as np
+
+    return [int(np.load(path, allow_pickle=False)[0]["idx"]) for path in sorted(Path(files_dir).glob("sample_*.npy"))]
+
+
+@solution("01_naive_loading:memory")
+def largest_dataset_gb(slope: float) -> float:
+    """GB of data that fit in the memory available now, at ``max(slope, 1)`` bytes of RAM per byte of data."""
+    from ..measure.memory import available_mb
+
+    return available_mb() / 1e3 / max(slope, 1.0)
+
+
+@solution("03_webdataset")
+def split_by_rank(subset: list[str]):
+    """Each of two ranks' sample ids: one pipeline per rank, shards split by ``rank``/``world_size``."""
+    from ..loaders.webdataset_pipeline import make_webdataset
+    from ..measure.shuffle_quality import arrival_order
+
+    return tuple(arrival_order(make_webdataset(subset, rank=r, world_size=2)) for r in range(2))
+
+
+@solution("04_reproducible_epochs")
+def checkpoint_by_hand(make_ds, num_workers: int):
+    """Stop after 3 batches, save ``state_dict(samples_seen=...)``, resume in a new dataset: (seen, rest)."""
+    from torch.utils.data import DataLoader
+
+    from ..measure.shuffle_quality import arrival_order
+
+    ds, seen = make_ds(), []
+    for k, batch in enumerate(DataLoader(ds, batch_size=None, num_workers=num_workers)):
+        seen += batch["idx"].tolist()
+        if k == 2:
+            break
+    state = ds.state_dict(samples_seen=len(seen))
+    resumed = make_ds()
+    resumed.load_state_dict(state)
+    return seen, arrival_order(DataLoader(resumed, batch_size=None, num_workers=num_workers)).tolist()
+
+
 @solution("07_your_own_data")
 def class_counts(data_dir):
     """Samples per class name in a converted dataset: labels from its npy shards, names from its manifest."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..measure.throughput import SEED_BAR, ThroughputResult
+from ..measure.throughput import ThroughputResult
 
 
 class Table:
@@ -37,11 +37,32 @@ class Table:
         return f"<table>{caption}{'<tr>' + head + '</tr>' if head else ''}{body}</table>"
 
 
-def results_table(results: Iterable[ThroughputResult], title: str = "Measured on this machine") -> Table:
-    """One row per measured loop: rates, memory growth, and whether it clears the seed's bar."""
-    rows = [(r.label, f"{r.samples:,}", f"{r.samples_per_s:,.0f}", f"{r.mb_per_s:,.1f}", f"{r.anon_growth_mb:+,.0f}",
-             f"{r.file_growth_mb:+,.0f}", "yes" if r.clears() else "no") for r in results]
-    return Table(rows, ["loader", "samples", "samples/s", "MB/s", "anon MB", "file MB", f">= {SEED_BAR:.0f}/s"], title)
+def results_table(results: Iterable[ThroughputResult], title: str = "Measured on this machine", *,
+                  ceiling_mb_s: float | None = None, demand_samples_s: float | None = None) -> Table:
+    """One row per measured loop: rates, memory growth, and ratios that tell the rows apart.
+
+    ``vs fastest``: samples/s over the fastest row of this table (measured side by side). ``of ceiling``
+    (with ``ceiling_mb_s``): MB/s as a fraction of a measured ceiling such as the page-cache read of the same
+    files. ``x demand`` (with ``demand_samples_s``): how many times over the loop could feed a consumer that
+    takes that many samples/s (a training step, measured); below 1 the training loop waits for data.
+    """
+    results = list(results)
+    fastest = max((r.samples_per_s for r in results), default=0.0) or 1.0
+    header = ["loader", "samples", "samples/s", "MB/s", "anon MB", "file MB", "vs fastest"]
+    if ceiling_mb_s:
+        header.append("of ceiling")
+    if demand_samples_s:
+        header.append("x demand")
+    rows = []
+    for r in results:
+        row = [r.label, f"{r.samples:,}", f"{r.samples_per_s:,.0f}", f"{r.mb_per_s:,.1f}",
+               f"{r.anon_growth_mb:+,.0f}", f"{r.file_growth_mb:+,.0f}", f"{r.samples_per_s / fastest:.2f}"]
+        if ceiling_mb_s:
+            row.append(f"{r.mb_per_s / ceiling_mb_s:.0%}")
+        if demand_samples_s:
+            row.append(f"{r.samples_per_s / demand_samples_s:,.1f}")
+        rows.append(row)
+    return Table(rows, header, title)
 
 
 def _fmt(value: Any) -> str:

@@ -13,7 +13,7 @@ from typing import Iterator
 from data_gen.layout import WDS, format_dir, shard_glob
 
 from .shard_errors import MissingShardError
-from .shard_index import manifest_counts
+from .shard_index import ShardExpectation, manifest_shards
 from .vocabulary import renamed_keywords
 
 
@@ -24,7 +24,12 @@ class ShardServer:
     directory: Path
     base_url: str
     urls: list[str]
-    counts: dict[str, int]  # samples per shard file name, from the data_gen manifest ({} without one)
+    expected: dict[str, ShardExpectation]  # per shard file name: samples and bytes, from the manifest ({} without one)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Samples per shard file name, from the data_gen manifest ({} without one)."""
+        return {name: e.samples for name, e in self.expected.items()}
 
     @property
     def pattern(self) -> str:
@@ -54,7 +59,7 @@ def serve_shards(data_dir: str | Path, *, fmt: str = WDS, timeout: float = 10.0)
         port = _read_port(proc, timeout)
         base = f"http://127.0.0.1:{port}"
         urls = [f"{base}/{p.name}" for p in sorted(directory.glob(shard_glob(fmt)))]
-        yield ShardServer(directory, base, urls, manifest_counts(directory.parent, directory.name))
+        yield ShardServer(directory, base, urls, manifest_shards(directory.parent, directory.name))
     finally:
         proc.terminate()
         try:

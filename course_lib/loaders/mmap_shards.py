@@ -35,6 +35,8 @@ class MmapShardDataset(IterableDataset):
       samples are in file order; which samples share a batch is what the shuffle decides.
     - Work is split by distributed rank (``torch.distributed`` when initialised, or ``rank``/``world_size``)
       and by DataLoader worker. ``drop_last=True`` gives every rank the same count.
+    - ``handler``: ``"raise"`` (default) names a truncated or unreadable shard; ``"warn"`` keeps a cut shard's
+      complete records, leaves unreadable ones out, and counts the samples lost in ``errors``.
     - ``set_epoch(e)``: the order is a pure function of (seed, epoch). DataLoader workers receive a copy of
       the dataset when an epoch's iterator starts, so call it before iterating. Persistent workers keep
       their first copy: with ``persistent_workers=True`` build the dataset with ``shared_epoch=True`` (the
@@ -63,7 +65,7 @@ class MmapShardDataset(IterableDataset):
                  batch_size: int | None = None, seed: int = 0, rank: int | None = None,
                  world_size: int | None = None, drop_last: bool = False, window_blocks: int = 16,
                  shared_epoch: bool = False, worker_slots: int = RING_SLOTS, read_ahead: bool = True,
-                 run_length: int | None = None):
+                 run_length: int | None = None, handler: str = "raise"):
         super().__init__()
         if shuffle not in SHUFFLE_MODES:
             raise ValueError(f"shuffle must be one of {SHUFFLE_MODES}, got {shuffle!r}")
@@ -74,7 +76,7 @@ class MmapShardDataset(IterableDataset):
         check_non_negative("worker_slots", worker_slots)
         if batch_size is not None:
             check_positive("batch_size", batch_size)
-        self.index = index_shards(data_dir)
+        self.index = index_shards(data_dir, handler=handler)
         self._offsets = self.index.offsets
         self.shuffle, self.block_size, self.batch_size = shuffle, block_size, batch_size
         self.seed, self.drop_last, self.window_blocks = seed, drop_last, window_blocks
@@ -85,6 +87,11 @@ class MmapShardDataset(IterableDataset):
         self.worker_slots, self.read_ahead, self.run_length = worker_slots, read_ahead, run_length
         self._maps: list[np.ndarray] | None = None
         self._ring: BatchRing | None = None
+
+    @property
+    def errors(self):
+        """With ``handler="warn"``: the skipped shards (``count``, ``messages``, ``samples_lost``); else None."""
+        return self.index.errors
 
     # -- the plan ---------------------------------------------------------------------------------
     def plan(self, epoch: int | None = None) -> EpochPlan:

@@ -40,7 +40,7 @@ class ErrorLog:
 
     ``"raise"``: stop at the first error with a :class:`ShardReadError` naming the shard.
     ``"warn"``: skip the bad shard or sample, warn, and append one line to a log file, so that DataLoader
-    worker processes count into the same place; ``count`` and ``messages`` read it back.
+    worker processes count into the same place; ``count``, ``messages`` and ``samples_lost`` read it back.
     """
 
     def __init__(self, mode: str = "raise", known_urls: list[str] | None = None):
@@ -67,19 +67,41 @@ class ErrorLog:
         message = self.describe(exn)
         if self.mode == "raise":
             raise ShardReadError(message) from exn
+        self.skip(message)
+        return True
+
+    def skip(self, message: str, lost: int | None = None) -> None:
+        """Record one skip (``"warn"``): ``message`` names the shard; ``lost`` samples never delivered, if known."""
+        if self.mode == "raise":
+            raise ShardReadError(message)
         core = message.split(" @ ")[0]  # tarfile reports one broken stream twice: once per layer
         if core == getattr(self, "_last", None):
-            return True
+            return
         self._last = core
         with open(self.path, "a") as f:
-            f.write(message.replace("\n", " ") + "\n")
-        warnings.warn(f"skipped: {message}", stacklevel=2)
-        return True
+            f.write(f"{'-' if lost is None else lost}\t" + message.replace("\n", " ") + "\n")
+        warnings.warn(f"skipped: {message}", stacklevel=3)
+
+    def _lines(self) -> list[tuple[int | None, str]]:
+        lines = self.path.read_text().splitlines() if self.path.exists() else []
+        parsed = []
+        for line in lines:
+            lost, _, message = line.partition("\t")
+            parsed.append((None if lost == "-" else int(lost), message))
+        return parsed
 
     @property
     def messages(self) -> list[str]:
         """Every skip recorded so far, in any process."""
-        return self.path.read_text().splitlines() if self.path.exists() else []
+        return [message for _, message in self._lines()]
+
+    @property
+    def samples_lost(self) -> int:
+        """Samples that truncated or damaged shards never delivered (from the manifest's counts), all processes.
+
+        A skip whose loss is unknown (no manifest) adds nothing here; its message says so.
+        """
+        return sum(lost for lost, _ in self._lines() if lost is not None)
 
     @property
     def count(self) -> int:

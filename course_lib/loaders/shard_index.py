@@ -1,4 +1,8 @@
-"""Find and check a directory of numpy shards, reading only their headers (no sample data)."""
+"""Find and check a directory of numpy shards, reading only their headers (no sample data).
+
+A shard that is cut short is never memory-mapped short: ``handler="raise"`` (the default) names it;
+``handler="warn"`` keeps its complete records, drops the rest and counts the samples lost in ``index.errors``
+(the manifest's count when the header itself is unreadable)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,10 +14,18 @@ import numpy as np
 from data_gen.layout import NPY, WDS, format_dir, shard_glob
 from data_gen.manifest import read_manifest
 
-from .shard_errors import MissingShardError, ShardFormatError
+from .shard_errors import ErrorLog, MissingShardError, ShardFormatError
 from .vocabulary import renamed_keywords
 
 REQUIRED_FIELDS = ("x", "y", "idx")
+
+
+@dataclass(frozen=True)
+class ShardExpectation:
+    """What the manifest says one shard holds: its samples and its size in bytes (None when unknown)."""
+
+    samples: int
+    bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,7 @@ class ShardIndex:
 
     shard_dir: Path
     headers: tuple[ShardHeader, ...]
+    errors: ErrorLog | None = None  # with handler="warn": the shards cut short, and the samples they lost
 
     @property
     def paths(self) -> list[Path]:
@@ -109,29 +122,76 @@ def find_shard_dir(data_dir: str | Path) -> Path:
 
 
 @renamed_keywords(root="data_dir")
-def index_shards(data_dir: str | Path) -> ShardIndex:
-    """Find the ``npy`` shards of ``data_dir``, check every header, size and the manifest's counts."""
+def index_shards(data_dir: str | Path, *, handler: str = "raise") -> ShardIndex:
+    """Find the ``npy`` shards of ``data_dir``, check every header, size and the manifest's counts and sizes.
+
+    ``handler="raise"``: a bad shard is a :class:`ShardFormatError` naming it. ``"warn"``: a shard cut short
+    keeps its complete records, an unreadable one is left out, and each is counted in ``index.errors`` with
+    the samples it lost.
+    """
+    errors = ErrorLog(handler)
     shard_dir = find_shard_dir(data_dir)
     paths = sorted(shard_dir.glob(shard_glob(NPY)))
     if not paths:
         raise MissingShardError(f"{shard_dir}: no {shard_glob(NPY)} files "
                                 "(generate them with: python -m data_gen generate --out DIR)")
-    headers = tuple(read_header(p) for p in paths)
-    first = headers[0]
-    for h in headers:
-        if h.dtype != first.dtype:
-            raise ShardFormatError(f"{h.path}: record dtype {h.dtype} differs from {first.path.name}'s {first.dtype}")
-        expected = h.data_offset + h.count * h.dtype.itemsize
-        size = h.path.stat().st_size
-        if size != expected:
-            raise ShardFormatError(f"{h.path}: {size} bytes on disk, header promises {expected} "
-                             f"({h.count} records): truncated or corrupt")
-    _check_manifest(shard_dir, headers)
-    return ShardIndex(shard_dir, headers)
+    listed = manifest_shards(shard_dir.parent, NPY) if shard_dir.name == NPY else {}
+    _check_listed(shard_dir, paths, listed)
+    read = []
+    for path in paths:
+        try:
+            read.append(read_header(path))
+        except ShardFormatError as e:
+            want = listed.get(path.name)
+            _lose(errors, f"{e}", want.samples if want else None)
+    for h in read:
+        if h.dtype != read[0].dtype:
+            raise ShardFormatError(f"{h.path}: record dtype {h.dtype} differs from {read[0].path.name}'s {read[0].dtype}")
+    headers = [c for c in (_checked(h, listed.get(h.path.name), errors) for h in read) if c is not None]
+    if not headers:
+        raise ShardFormatError(f"{shard_dir}: no readable shard (every one is damaged: {errors.messages})")
+    return ShardIndex(shard_dir, tuple(headers), errors if handler == "warn" else None)
+
+
+def _checked(h: ShardHeader, want: ShardExpectation | None, errors: ErrorLog) -> ShardHeader | None:
+    """``h`` when the file is whole; else an error (raise) or ``h`` cut to its complete records (warn)."""
+    promised = h.data_offset + h.count * h.dtype.itemsize
+    size = h.path.stat().st_size
+    if want is not None and want.samples != h.count:
+        raise ShardFormatError(f"{h.path}: header holds {h.count} samples, the manifest says {want.samples}")
+    problems = []
+    if size != promised:
+        problems.append(f"{size:,} bytes on disk, header promises {promised:,} ({h.count} records)")
+    if want is not None and want.bytes is not None and size != want.bytes and want.bytes != promised:
+        problems.append(f"the manifest says {want.bytes:,} bytes")
+    if not problems:
+        return h
+    whole = max(0, min(h.count, (size - h.data_offset) // h.dtype.itemsize))
+    lost = h.count - whole
+    message = f"{h.path}: truncated or corrupt ({'; '.join(problems)}): {lost:,} of {h.count:,} samples lost"
+    if errors.mode == "raise":
+        raise ShardFormatError(message)
+    _lose(errors, message, lost)
+    return ShardHeader(h.path, whole, h.dtype, h.data_offset) if whole else None
+
+
+def _lose(errors: ErrorLog, message: str, lost: int | None) -> None:
+    if errors.mode == "raise":
+        raise ShardFormatError(message)
+    if lost is None:
+        message += " (no manifest: how many samples were lost is unknown)"
+    elif "lost" not in message:
+        message += f": {lost:,} samples lost"
+    errors.skip(message, lost)
 
 
 def manifest_counts(data_dir: str | Path, fmt: str = WDS) -> dict[str, int]:
     """``{"shard_0000.npy": samples, ...}`` for one format of a data_gen manifest ({} without a manifest)."""
+    return {name: e.samples for name, e in manifest_shards(data_dir, fmt).items()}
+
+
+def manifest_shards(data_dir: str | Path, fmt: str = WDS) -> dict[str, ShardExpectation]:
+    """``{"shard_0000.tar": ShardExpectation(samples, bytes), ...}`` for one format ({} without a manifest)."""
     try:
         manifest = read_manifest(Path(data_dir))
     except ValueError as e:
@@ -139,22 +199,17 @@ def manifest_counts(data_dir: str | Path, fmt: str = WDS) -> dict[str, int]:
     if manifest is None:
         return {}
     entries = manifest["formats"].get(fmt, {}).get("shards", [])
-    return {Path(e["file"]).name: int(e["samples"]) for e in entries if e}
+    return {Path(e["file"]).name: ShardExpectation(int(e["samples"]), e.get("bytes")) for e in entries if e}
 
 
-def _check_manifest(shard_dir: Path, headers: tuple[ShardHeader, ...]) -> None:
-    """If a data_gen manifest sits beside the shards, its per-file counts must match the headers."""
-    if shard_dir.name != NPY:
-        return
-    listed = manifest_counts(shard_dir.parent, NPY)
+def _check_listed(shard_dir: Path, paths: list[Path], listed: dict[str, ShardExpectation]) -> None:
+    """If a data_gen manifest sits beside the shards, the files must be the ones it lists."""
     if not listed:
         return
     path = shard_dir.parent / "manifest.json"
-    found = {h.path.name: h.count for h in headers}
-    for name, count in listed.items():
+    found = {p.name for p in paths}
+    for name in listed:
         if name not in found:
             raise MissingShardError(f"{shard_dir / name}: listed in {path} but missing")
-        if found[name] != count:
-            raise ShardFormatError(f"{shard_dir / name}: header holds {found[name]} samples, {path} says {count}")
-    for name in found.keys() - listed.keys():
+    for name in sorted(found - listed.keys()):
         raise ShardFormatError(f"{shard_dir / name}: not listed in {path}")

@@ -1,10 +1,17 @@
-"""Reading tar shards: open a local file or an HTTP URL, index a local tar without reading its data, and
-count each shard's samples against the manifest so a truncated shard says how much it lost."""
+"""Reading tar shards: open a local file or an HTTP URL, group members into samples, and account for every
+shard: a truncated or damaged shard is an error naming it (``handler="raise"``) or a counted skip that says
+how many samples were lost (``handler="warn"``), using the manifest's per-shard sample count and byte size.
+
+``tarfile`` ends *silently* when a shard is cut at a member boundary or inside a header (it takes the cut for
+the end of the archive), so a truncated shard would read as a shorter, valid one. Every shard is therefore
+checked at its end: the end-of-archive blocks must be there (two zero blocks), and, when the manifest is
+known, its size and its number of samples must match."""
 from __future__ import annotations
 
 import importlib
 import io
 import os
+import re
 import tarfile
 import urllib.error
 import urllib.request
@@ -13,9 +20,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
-from webdataset.tariterators import group_by_keys
 
 from .shard_errors import ErrorLog, ShardReadError
+from .shard_index import ShardExpectation
 
 READ_BUFFER = 1 << 20  # tarfile's stream mode reads 10 KiB at a time: serve those from a 1 MiB buffer
 
@@ -85,77 +92,167 @@ class LazyBlock:
         self.ref.readinto(memoryview(rows.reshape(-1)), self.data_offset)
 
 
-def seekable_tar_expander(src: Iterable[dict[str, Any]], handler: ErrorLog) -> Iterator[dict[str, Any]]:
-    """Like webdataset's ``tar_file_expander`` (same records, same end-of-shard marker), but for a local
-    file ``tarfile`` only indexes the members (mode ``"r:"`` seeks over the data) and each record's data is
-    a :class:`MemberRef`: block data is later read with one ``preadv`` straight into the batch window,
-    instead of tarfile's 10 KiB stream reads joined into a new bytes object. HTTP streams are not
-    seekable: they keep the stream mode and carry the bytes."""
-    for source in src:
-        url, stream = source["url"], source["stream"]
-        try:
-            local = "://" not in url and getattr(stream, "seekable", lambda: False)()
-            with tarfile.open(fileobj=stream, mode="r:" if local else "r|*") as tar:
-                for info in tar:
-                    if not info.isreg():
-                        continue
-                    if local:
-                        if info.offset_data + info.size > os.fstat(stream.fileno()).st_size:
-                            raise tarfile.ReadError(f"member {info.name} runs past the end of the file")
-                        data = MemberRef(url, info.offset_data, info.size)
-                    else:
-                        data = tar.extractfile(info).read()
-                    yield {"fname": info.name, "data": data, "__url__": url}
-            yield {}
-        except Exception as exn:  # noqa: BLE001 - the handler decides (raise naming the shard, or count)
-            exn.args = exn.args + (url,)
-            if handler(exn):
+END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE  # a tar ends with two zero blocks (then zero padding)
+TAIL_KEPT = 1 << 16                      # bytes a stream keeps of what it read last (covers the end blocks)
+_META = re.compile(r"__[^/]*__($|/)")    # webdataset's metadata members, skipped as its own reader does
+
+
+class TailReader:
+    """A read-only stream that counts the bytes read through it and keeps the last ``TAIL_KEPT`` of them, so
+    the end of a shard read in stream mode can be checked after ``tarfile`` is done with it."""
+
+    def __init__(self, raw: Any):
+        self.raw, self.pos, self.tail = raw, 0, bytearray()
+
+    def read(self, size: int = -1) -> bytes:
+        """Read like the wrapped stream, remembering the tail."""
+        data = self.raw.read() if size is None or size < 0 else self.raw.read(size)
+        self.pos += len(data)
+        self.tail += data
+        if len(self.tail) > 2 * TAIL_KEPT:
+            del self.tail[:-TAIL_KEPT]
+        return data
+
+    def rest_from(self, offset: int) -> bytes | None:
+        """Every byte from ``offset`` to the end of the stream (reading what is left), or None if not kept."""
+        while self.read(1 << 20):
+            pass
+        start = len(self.tail) - (self.pos - offset)
+        return bytes(self.tail[start:]) if start >= 0 else None
+
+    def close(self) -> None:
+        """Close the wrapped stream."""
+        self.raw.close()
+
+
+def stream_size(url: str, stream: Any) -> int | None:
+    """The shard's size in bytes: the file's size, or an HTTP response's Content-Length (None if not sent)."""
+    if "://" not in url:
+        return os.fstat(stream.fileno()).st_size
+    try:  # an HTTP response says its length; other schemes' streams may not
+        length = getattr(getattr(stream, "raw", None), "headers", {}).get("Content-Length")
+        return int(length) if length is not None else None
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def _end_problem(rest: bytes | None, offset: int) -> str | None:
+    """Why the bytes after the last member are not a proper end of archive (None if they are)."""
+    if rest is None:
+        return None
+    if len(rest) < END_OF_ARCHIVE:
+        return (f"ends at byte {offset + len(rest):,} without the end-of-archive blocks "
+                f"(cut inside a header or between members)")
+    if any(rest):
+        return f"unreadable tar header at byte {offset:,}"
+    return None
+
+
+def _members(url: str, stream: Any, lazy: bool) -> Iterator[tuple[str, Any]]:
+    """(member name, data) of every regular member; ``lazy`` local shards give :class:`MemberRef` data.
+
+    Raises ``tarfile.ReadError`` (or ``ShardReadError``) for a member cut short, and ``ShardReadError`` when the
+    archive ends without its end-of-archive blocks, which ``tarfile`` alone would take for a normal end.
+    """
+    local = lazy and "://" not in url and getattr(stream, "seekable", lambda: False)()
+    source = stream if local else TailReader(stream)
+    size = os.fstat(stream.fileno()).st_size if local else None
+    with tarfile.open(fileobj=source, mode="r:" if local else "r|*") as tar:
+        for info in tar:
+            if not info.isreg() or _META.match(info.name):
                 continue
-            return
-        finally:
-            stream.close()
+            if local:
+                if info.offset_data + info.size > size:
+                    raise tarfile.ReadError(f"member {info.name} runs past the end of the file")
+                yield info.name, MemberRef(url, info.offset_data, info.size)
+            else:
+                yield info.name, tar.extractfile(info).read()
+            tar.members = []  # a stream of thousands of members: keep none
+        if local:
+            rest = os.pread(stream.fileno(), size - tar.offset, tar.offset) if size >= tar.offset else b""
+        else:
+            rest = source.rest_from(tar.offset)
+        problem = _end_problem(rest, tar.offset)
+        if problem:
+            raise ShardReadError(problem)
 
 
-def count_per_shard(files: Iterable[dict[str, Any]], expected: dict[str, int], errors: ErrorLog,
-                    unit: str = "samples") -> Iterator[dict[str, Any]]:
-    """Pass tar records through; at each end-of-shard marker compare the keys (``unit``) seen with ``expected``.
-
-    A shard that ends early (truncated) is reported through ``errors`` with how many samples it lost,
-    so a skipped tail is counted, not silently missing. Shards not in ``expected`` are not checked.
-    """
-    keys: set[str] = set()
-    url = None
-
-    def check() -> bool:
-        want = expected.get(Path(str(url)).name) if url else None
-        if want is None or len(keys) == want:
-            return True
-        return errors(ShardReadError(f"{url}: ended after {len(keys)} of {want} {unit} "
-                                     f"({want - len(keys)} lost: truncated?)"))
-
-    for record in files:
-        if record == {} or record.get("__url__", url) != url:  # end marker, or a shard that ended in an error
-            if url is not None and not check():
-                return
-            keys, url = set(), None
-        if record != {}:
-            url = record["__url__"]
-            keys.add(record["fname"].split(".", 1)[0])
-        yield record
-    if url is not None:
-        check()
+def _key(name: str) -> tuple[str | None, str]:
+    """(sample key, member suffix) as webdataset splits them: ``000000042.x.npy`` -> (``000000042``, ``x.npy``)."""
+    match = re.match(r"^((?:.*/|)[^.]+)[.]([^/]*)$", name)
+    return (match.group(1), match.group(2).lower()) if match else (None, "")
 
 
-class TarSamples:
-    """Pipeline stage: opened shards -> tar members (``expander``) -> counted per shard -> grouped into samples.
+class ShardSamples:
+    """Pipeline stage: opened shards -> samples (``{"__key__", "__url__", member: data}``), with each shard
+    accounted for.
 
-    A plain object (no lambda), so a pipeline holding it pickles into DataLoader workers under any start method.
+    A shard that is cut short or damaged is reported once, at the point it is found: ``handler="raise"``
+    raises a :class:`ShardReadError` naming it (a size that differs from the manifest's is found before any
+    of its samples is read); ``"warn"`` delivers the shard's complete samples and records one skip with the
+    number of samples lost (the manifest's count minus the samples delivered; a trailing sample missing a
+    member is dropped and counted lost). ``expected`` maps shard file names to :class:`ShardExpectation`;
+    ``per_item`` is how many samples one grouped item holds (a block), the last one of a shard possibly fewer.
+    A plain object (no lambda), so a pipeline holding it pickles into DataLoader workers.
     """
 
-    def __init__(self, expander: Callable[..., Iterator[dict[str, Any]]], expected: dict[str, int],
-                 errors: ErrorLog, unit: str = "samples"):
-        self.expander, self.expected, self.errors, self.unit = expander, expected, errors, unit
+    def __init__(self, expected: dict[str, ShardExpectation], errors: ErrorLog, members: set[str],
+                 lazy: bool = False, per_item: int = 1):
+        self.expected, self.errors, self.members = expected, errors, set(members)
+        self.lazy, self.per_item = lazy, per_item
 
     def __call__(self, shards: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        members = count_per_shard(self.expander(shards, handler=self.errors), self.expected, self.errors, self.unit)
-        return group_by_keys(members, handler=self.errors)
+        for source in shards:
+            yield from self.shard(source["url"], source["stream"])
+
+    def shard(self, url: str, stream: Any) -> Iterator[dict[str, Any]]:
+        """The samples of one opened shard; closes it."""
+        want = self.expected.get(url.rsplit("/", 1)[-1])
+        items, problem, current = 0, None, None
+        try:
+            size = stream_size(url, stream)
+            if want is not None and want.bytes is not None and size is not None and size != want.bytes:
+                problem = f"{size:,} bytes, the manifest says {want.bytes:,}"
+                if self.errors.mode == "raise":
+                    raise ShardReadError(f"{url}: truncated or damaged: {problem}")
+            for name, data in _members(url, stream, self.lazy):
+                key, suffix = _key(name)
+                if key is None:
+                    continue
+                if current is not None and key != current["__key__"]:
+                    items += 1
+                    yield current
+                    current = None
+                if current is None:
+                    current = {"__key__": key, "__url__": url}
+                if suffix in current:
+                    raise ShardReadError(f"sample {key}: member {suffix} appears twice")
+                current[suffix] = data
+        except ShardReadError as e:
+            if self.errors.mode == "raise" and str(e).startswith(url):
+                raise
+            problem = str(e)
+        except Exception as e:  # noqa: BLE001 - tarfile's errors: reported below, naming the shard
+            problem = f"{type(e).__name__}: {e}"
+        finally:
+            stream.close()
+        if current is not None and (problem is None or self.members <= current.keys()):
+            items += 1
+            yield current            # complete, or (shard intact) left for the decoder to refuse and count
+        samples = None if want is None else min(items * self.per_item, want.samples)
+        if problem is None and want is not None and samples != want.samples:
+            problem = f"{samples:,} of {want.samples:,} samples in the shard"
+        if problem is not None:
+            self._report(url, problem, want, items)
+
+    def _report(self, url: str, problem: str, want: ShardExpectation | None, items: int) -> None:
+        if want is None:
+            lost = None
+            tail = f"{items:,} {'samples' if self.per_item == 1 else 'blocks'} read; no manifest, so how many were lost is unknown"
+        else:
+            lost = want.samples - min(items * self.per_item, want.samples)
+            tail = f"{lost:,} of {want.samples:,} samples lost"
+        message = f"{url}: truncated or damaged ({problem}): {tail}"
+        if self.errors.mode == "raise":
+            raise ShardReadError(message)
+        self.errors.skip(message, lost)

@@ -17,18 +17,17 @@ import numpy as np
 import webdataset as wds
 from torch.utils.data import default_collate
 from webdataset.shardlists import expand_urls
-from webdataset.tariterators import tar_file_expander
 
 from data_gen.layout import WDS, WDS_BLOCK, WDSB, format_dir, shard_glob
 
 from .block_mixing import MixBlocks
 from .keyed_rng import keyed_rng
-from .npy_members import decode_block, decode_sample
+from .npy_members import BLOCK_MEMBERS, SAMPLE_MEMBERS, decode_block, decode_sample
 from .runtime import check_positive, check_split, current_rank, current_worker
 from .shard_errors import ErrorLog, MissingShardError, ShardReadError
-from .shard_index import manifest_counts
+from .shard_index import ShardExpectation, manifest_shards
 from .shuffle_buffer import ShuffleBuffer
-from .tar_reads import TarSamples, open_shard, seekable_tar_expander
+from .tar_reads import ShardSamples, open_shard
 from .vocabulary import renamed_keywords
 
 Source = str | Path | Sequence[str]
@@ -119,15 +118,17 @@ class ShardPipeline(wds.DataPipeline):
 def make_webdataset(source: Source, *, shuffle_buffer: int = 1000, seed: int = 0, epoch: int = 0,
                     batch_size: int | None = None, handler: str = "raise", shardshuffle: bool = True,
                     rank: int | None = None, world_size: int | None = None, partial: bool = True,
-                    initial: int | None = None, expected_counts: dict[str, int] | None = None,
+                    initial: int | None = None,
+                    expected_counts: dict[str, int | ShardExpectation] | None = None,
                     resampled: bool = False) -> ShardPipeline:
     """The per-sample WebDataset pipeline over data_gen ``wds`` shards (see module docstring).
 
     ``shuffle_buffer=0`` disables the sample shuffle; ``initial`` is how many samples the buffer holds before
     the first one comes out (default: the whole buffer). ``handler="warn"`` skips bad shards/samples and
-    counts them in ``pipeline.errors``. Splits shards by node (``rank``/``world_size``, or torch.distributed)
-    and by DataLoader worker. ``expected_counts`` (shard file name -> samples; read from the manifest when
-    ``source`` is a data_gen directory) lets a truncated shard report how many samples it lost.
+    counts them in ``pipeline.errors`` (``errors.samples_lost``: samples that truncated shards never delivered).
+    Splits shards by node (``rank``/``world_size``, or torch.distributed) and by DataLoader worker.
+    ``expected_counts`` (shard file name -> samples, or :class:`ShardExpectation` with the size too; read from
+    the manifest when ``source`` is a data_gen directory) lets a truncated shard report how many samples it lost.
     ``resampled=True`` draws shards with replacement, forever (no exactly-once: chapter 04 measures it); give
     the stream an epoch length with webdataset's ``.with_epoch(n)`` (``n`` per worker).
     """
@@ -136,7 +137,7 @@ def make_webdataset(source: Source, *, shuffle_buffer: int = 1000, seed: int = 0
     errors = ErrorLog(handler, urls)
     pipeline = ShardPipeline(urls, seed=seed, epoch=epoch, shardshuffle=shardshuffle, rank=rank,
                              world_size=world_size, errors=errors, resampled=resampled)
-    pipeline.append(TarSamples(tar_file_expander, expected, errors))
+    pipeline.append(ShardSamples(expected, errors, SAMPLE_MEMBERS))
     if shuffle_buffer:
         start = shuffle_buffer if initial is None else initial
         pipeline.append(ShuffleBuffer(shuffle_buffer, start, functools.partial(pipeline.worker_rng, SHUFFLE_SALT)))
@@ -155,20 +156,20 @@ def make_block_webdataset(source: Source, *, batch_size: int = 256, window_block
     ``window_blocks`` blocks, yielded as ready batches ``{"x", "y", "idx"}`` of tensors."""
     check_positive("window_blocks", window_blocks)
     check_positive("batch_size", batch_size)
-    expected = {name: -(-n // WDS_BLOCK) for name, n in _expected(source, WDSB, None).items()}
+    expected = _expected(source, WDSB, None)
     urls = shard_urls(source, WDSB)
     errors = ErrorLog(handler, urls)
     pipeline = ShardPipeline(urls, seed=seed, epoch=epoch, shardshuffle=shardshuffle, rank=rank,
                              world_size=world_size, errors=errors)
-    pipeline.append(TarSamples(seekable_tar_expander, expected, errors, unit="blocks"))
+    pipeline.append(ShardSamples(expected, errors, BLOCK_MEMBERS, lazy=True, per_item=WDS_BLOCK))
     pipeline.append(wds.map(decode_block, handler=errors))
     pipeline.append(MixBlocks(window_blocks, batch_size, functools.partial(pipeline.worker_rng, MIX_SALT), partial))
     return pipeline
 
 
-def _expected(source: Any, fmt: str, given: dict[str, int] | None) -> dict[str, int]:
+def _expected(source: Any, fmt: str, given: dict[str, Any] | None) -> dict[str, ShardExpectation]:
     if given is not None:
-        return dict(given)
+        return {name: e if isinstance(e, ShardExpectation) else ShardExpectation(int(e)) for name, e in given.items()}
     if isinstance(source, (str, Path)) and "://" not in str(source) and Path(source).is_dir():
-        return manifest_counts(source, fmt)
+        return manifest_shards(source, fmt)
     return {}

@@ -3,7 +3,10 @@
     python -m course_lib.measure.order_fingerprint --data-dir build/data --loader mmap --seed 42 --epochs 0 1 2
 
 prints ``{"0": "...", "1": "...", "2": "..."}``: the fingerprint of each epoch's arrival order, computed in
-this fresh process (:func:`fingerprints_in_fresh_process` runs it from Python).
+this fresh process (:func:`fingerprints_in_fresh_process` runs it from Python). ``--runs JSON`` measures several
+loaders in one process (``{"name": {"loader": ..., "num_workers": ..., "shards": ...}}``; with ``--reverse`` in
+the opposite order) and prints ``{"name": {"0": ..., ...}}`` (:func:`fingerprint_runs_in_fresh_process`): one
+interpreter start (importing torch takes seconds) for many fingerprints.
 """
 from __future__ import annotations
 
@@ -88,20 +91,47 @@ def fingerprints_in_fresh_process(data_dir: str | Path, loader: str = "mmap", *,
     return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=timeout).stdout)
 
 
+def fingerprint_runs_in_fresh_process(data_dir: str | Path, runs: dict[str, dict], *, seed: int = 0,
+                                      epochs: Sequence[int] = (0, 1, 2), reverse: bool = False,
+                                      timeout: float = 300) -> dict[str, dict[str, str]]:
+    """``{name: {"epoch": fingerprint}}`` for several loaders (``runs``: name -> ``fingerprint_loader`` keywords:
+    ``loader``, ``num_workers``, ``shards``, ``batch_size``, ``block_size``), all computed in one new process;
+    ``reverse`` runs them last to first."""
+    cmd = [sys.executable, "-m", __spec__.name, "--data-dir", str(data_dir), "--seed", str(seed),
+           "--epochs", *map(str, epochs), "--runs", json.dumps(runs)] + (["--reverse"] if reverse else [])
+    out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=timeout).stdout)
+    return {name: out[name] for name in runs}
+
+
+def fingerprint_runs(data_dir: str | Path, runs: dict[str, dict], *, seed: int = 0,
+                     epochs: Sequence[int] = (0, 1, 2), reverse: bool = False) -> dict[str, dict[str, str]]:
+    """``{name: {"epoch": fingerprint}}`` for several loaders, in this process (``runs`` as in
+    :func:`fingerprint_runs_in_fresh_process`, which runs this in a new one)."""
+    names = list(runs)[::-1] if reverse else list(runs)
+    out = {name: _fingerprints(data_dir, seed=seed, epochs=epochs, **{"loader": "mmap", **runs[name]}) for name in names}
+    return {name: out[name] for name in runs}
+
+
+def _fingerprints(data_dir: str | Path, loader: str, *, seed: int, epochs: Sequence[int], **options) -> dict[str, str]:
+    built, set_epoch = fingerprint_loader(data_dir, loader, seed=seed, **options)
+    return {str(e): order_fingerprint(o) for e, o in epoch_orders(built, epochs, set_epoch).items()}
+
+
 @renamed_keywords(data="data_dir", workers="num_workers")
 def fingerprint_loader(data_dir: str | Path, kind: str, *, seed: int, num_workers: int = 0,
-                       shards: int | None = None):
+                       shards: int | None = None, batch_size: int = 256, block_size: int = 256):
     """A course loader over ``data_dir`` by name (see ``LOADERS``) and the function that sets its epoch.
 
-    ``shards`` limits the webdataset loader to the first tar shards (its per-sample pipeline is slow).
+    ``shards`` limits the webdataset loader to the first tar shards (its per-sample pipeline is slow);
+    ``batch_size`` and ``block_size`` configure ``mmap-batched`` (``block_size`` also ``mmap``).
     """
     from ..loaders.mmap_shards import MmapShardDataset
     from ..loaders.webdataset_pipeline import make_webdataset, shard_urls
 
     if kind == "mmap":
-        ds = MmapShardDataset(data_dir, seed=seed)
+        ds = MmapShardDataset(data_dir, seed=seed, block_size=block_size)
     elif kind == "mmap-batched":
-        ds = MmapShardDataset(data_dir, seed=seed, batch_size=64)
+        ds = MmapShardDataset(data_dir, seed=seed, batch_size=batch_size, block_size=block_size)
     elif kind == "webdataset":
         ds = make_webdataset(shard_urls(data_dir, WDS)[:shards], seed=seed, shuffle_buffer=100)
     else:
@@ -120,15 +150,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, nargs="+", default=[0, 1, 2])
     add_num_workers_argument(parser, help="DataLoader workers (0: iterate directly)")
     parser.add_argument("--shards", type=int, default=None, help="webdataset: only the first N tar shards")
+    parser.add_argument("--runs", type=json.loads, default=None,
+                        help='several loaders in this one process: {"name": {"loader": ..., "num_workers": ...}}')
+    parser.add_argument("--reverse", action="store_true", help="with --runs: run them last to first")
     args = parser.parse_args(argv)
+    if args.runs is not None:
+        for name, run in args.runs.items():
+            if run.get("loader", "mmap") not in LOADERS:
+                parser.error(f"--runs {name}: loader must be one of {LOADERS}")
+        print(json.dumps(fingerprint_runs(args.data_dir, args.runs, seed=args.seed, epochs=args.epochs,
+                                          reverse=args.reverse)))
+        return 0
     if args.num_workers < 0:
         parser.error(f"--num-workers must be >= 0, got {args.num_workers}")
     if args.shards is not None and (args.shards < 1 or args.loader != "webdataset"):
         parser.error(f"--shards must be >= 1 and is for --loader webdataset, got {args.shards}")
-    loader, set_epoch = fingerprint_loader(args.data_dir, args.loader, seed=args.seed, num_workers=args.num_workers,
-                                           shards=args.shards)
-    orders = epoch_orders(loader, args.epochs, set_epoch)
-    print(json.dumps({str(e): order_fingerprint(o) for e, o in orders.items()}))
+    print(json.dumps(_fingerprints(args.data_dir, args.loader, seed=args.seed, epochs=args.epochs,
+                                   num_workers=args.num_workers, shards=args.shards)))
     return 0
 
 

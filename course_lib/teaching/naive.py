@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -123,6 +123,13 @@ class LoadAllDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         rec = self.records[i]
         return {"x": rec["x"], "y": int(rec["y"]), "idx": int(rec["idx"])}
+
+    def batches(self, batch_size: int = 256, seed: int = 0) -> Iterator[dict[str, np.ndarray]]:
+        """Batches of a shuffled order, each gathered with one copy: the batched mmap loader's work, from RAM."""
+        order = np.random.default_rng(seed).permutation(len(self.records))
+        for a in range(0, len(order), batch_size):
+            batch = self.records[np.sort(order[a:a + batch_size])]
+            yield {"x": batch["x"], "y": batch["y"], "idx": batch["idx"]}
 
 
 @renamed_keywords(root="data_dir")
