@@ -55,7 +55,8 @@ def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     data = root / "data"
     params = {"data_dir": str(data), "work_dir": str(root / "tmp"), "per_sample_files": 100, "batch_size": 16,
-              "block_size": 16, "n_preview": 8, "use_solutions": True, **_data_params(TINY_DATA)}
+              "block_size": 16, "n_preview": 8, "use_solutions": True,  # as make course and CI
+              **_data_params(TINY_DATA)}
     for name in CHAPTERS:
         parameterize(ROOT / "notebooks" / f"{name}.ipynb", root / "notebooks" / f"{name}.ipynb", params)
     register_kernel()
