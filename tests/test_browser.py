@@ -130,6 +130,13 @@ CELL_STATE = """() => {
 }"""
 
 
+KERNEL_ATTACHED = """() => {
+  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+  const name = panel && panel.querySelector('.jp-Toolbar-kernelName');
+  return !!name && /Python/.test(name.textContent || '');
+}"""
+
+
 def run_all_cells(page, timeout_s: float = RUN_TIMEOUT_S) -> dict:
     """Click Run > Run All Cells, the way a learner does, and wait until every code cell has run."""
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
@@ -151,6 +158,8 @@ def open_and_run(page, lab, name: str) -> dict:
     page.goto(f"{lab['base']}/lab/workspaces/{name}/tree/{name}.ipynb?reset&token={lab['token']}")
     page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-CodeCell", timeout=60_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    # the kernel attached, not just an idle indicator: on a loaded machine the menu click could land before it
+    page.wait_for_function(KERNEL_ATTACHED, timeout=120_000)
     page.locator(".jp-NotebookPanel .jp-Notebook .jp-CodeCell").first.click()
     assert page.locator(".jp-NotebookPanel").count() == 1
     return run_all_cells(page)

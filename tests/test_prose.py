@@ -35,7 +35,7 @@ ALLOWED = {
 }
 
 # Chapters other branches are rewriting under issue 16; they are checked too, but not yet required to pass.
-PENDING = {"02_mmap_streaming.ipynb": "the perf branch owns chapter 02's claims (issue 16 items 2-6)"}
+PENDING: dict[str, str] = {}  # chapter name -> why its check is expected to fail (none today)
 
 
 def measured_figures(markdown: str) -> list[str]:
