@@ -73,3 +73,20 @@ def test_a_learner_who_has_not_answered_gets_not_solved(tmp_path):
     with pytest.raises(papermill.PapermillExecutionError, match="NotSolved.*00_setup_and_data"):
         run_course(tmp_path, data_args=dict(samples=200, shard_size=100, shape=(3, 8, 8)),
                    parameters={"use_solutions": False, "n_preview": 4}, only=["00"], progress=False)
+
+
+def test_chapter_06_split_solution_predicts_the_dataset_at_default_run_length(small_data):
+    """The stored rank x worker split follows MmapShardDataset's defaults (runs of batch_size // window_blocks)."""
+    import numpy as np
+
+    from course_lib import MmapShardDataset
+    from course_lib.course.solutions import rank_worker_split
+
+    batch_size = 32  # runs of 2 with the default window: the plan differs from runs of 1
+    ds0 = MmapShardDataset(small_data, batch_size=batch_size, seed=3, rank=0, world_size=2)
+    assert ds0.run_length > 1
+    split = rank_worker_split(ds0.index.counts, seed=3, epoch=0, batch_size=batch_size, world_size=2, num_workers=1)
+    for rank in range(2):
+        ds = MmapShardDataset(small_data, batch_size=batch_size, seed=3, rank=rank, world_size=2)
+        predicted = [np.sort(unit) for unit in split[(rank, 0)]]        # each batch arrives sorted (one copy)
+        assert np.array_equal(np.concatenate(predicted), np.concatenate([b["idx"].numpy() for b in ds]))

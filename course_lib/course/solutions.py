@@ -116,10 +116,15 @@ def rank_worker_split(counts, *, seed, epoch, batch_size, world_size, num_worker
     import numpy as np
 
     from ..loaders.epoch_plan import EpochPlan
+    import inspect
+
+    from ..loaders.mmap_shards import MmapShardDataset, default_run_length
 
     readers = {}
+    window_blocks = inspect.signature(MmapShardDataset).parameters["window_blocks"].default  # as ddp_stream builds it
     for rank in range(world_size):
-        plan = EpochPlan(counts, seed=seed, epoch=epoch, rank=rank, world_size=world_size)
+        plan = EpochPlan(counts, seed=seed, epoch=epoch, rank=rank, world_size=world_size,
+                         window_blocks=window_blocks, run_length=default_run_length(batch_size, window_blocks))
         for worker in range(num_workers):
             units = list(plan.worker_units(worker, num_workers, batch_size))
             readers[(rank, worker)] = units if units else [np.empty(0, dtype=np.int64)]

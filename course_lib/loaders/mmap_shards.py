@@ -24,6 +24,11 @@ _STATE_KEYS = ("seed", "shuffle", "block_size", "window_blocks", "run_length", "
                "total")
 
 
+def default_run_length(batch_size: int | None, window_blocks: int) -> int:
+    """The run of consecutive records a batch takes by default: ``batch_size // window_blocks`` (1 per sample)."""
+    return max(1, batch_size // window_blocks) if batch_size else 1
+
+
 class MmapShardDataset(IterableDataset):
     """An IterableDataset over ``shard_*.npy`` files that yields every sample exactly once per epoch.
 
@@ -70,7 +75,7 @@ class MmapShardDataset(IterableDataset):
         if shuffle not in SHUFFLE_MODES:
             raise ValueError(f"shuffle must be one of {SHUFFLE_MODES}, got {shuffle!r}")
         if run_length is None:
-            run_length = max(1, batch_size // window_blocks) if batch_size else 1
+            run_length = default_run_length(batch_size, window_blocks)
         for name, value in [("block_size", block_size), ("window_blocks", window_blocks), ("run_length", run_length)]:
             check_positive(name, value)
         check_non_negative("worker_slots", worker_slots)
