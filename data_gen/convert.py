@@ -21,7 +21,7 @@ from tqdm import tqdm
 from .atomic import sha256_file
 from .generate import GenerateError
 from .layout import EXTENSIONS, MANIFEST_NAME, shard_file
-from .manifest import new_manifest, read_manifest, shard_entry_ok, write_manifest
+from .manifest import new_manifest, read_output_manifest, shard_entry_ok, write_manifest
 from .sources import BadSample, ImageFolderSource, SourceError, open_source
 from .writers import WRITERS, write_img_shard
 
@@ -112,10 +112,8 @@ def _identity(source, shard_size: int, seed: int) -> dict[str, Any]:
 
 def _start_manifest(out: Path, source, shard_size: int, seed: int) -> tuple[dict[str, Any], bool]:
     """The manifest of an earlier run of this same conversion, or a new one; refuse any other content."""
-    if out.exists() and not out.is_dir():
-        raise ConvertError("--out", f"{out} exists and is not a directory")
     try:
-        old = read_manifest(out)
+        old = read_output_manifest(out)
     except ValueError as e:
         raise ConvertError("--out", str(e)) from e
     want = _identity(source, shard_size, seed)

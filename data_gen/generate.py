@@ -10,7 +10,7 @@ from tqdm import tqdm
 from .atomic import sha256_file
 from .images import DEFAULT_JPEG_QUALITY, check_shape, encode_jpeg
 from .layout import ALL_FORMATS, FORMATS, shard_file, shard_ranges
-from .manifest import manifest_params, new_manifest, read_manifest, shard_entry_ok, write_manifest
+from .manifest import manifest_params, new_manifest, read_output_manifest, shard_entry_ok, write_manifest
 from .samples import make_batch
 from .writers import WRITERS, write_img_shard
 
@@ -103,10 +103,8 @@ def _check_args(samples, shard_size, shape, classes, seed, formats) -> dict[str,
 
 def _start_manifest(out: Path, params: dict[str, Any], formats: list[str]) -> dict[str, Any]:
     """The existing manifest when its parameters match, else a new one; refuse to clobber other data."""
-    if out.exists() and not out.is_dir():
-        raise GenerateError("--out", f"{out} exists and is not a directory")
     try:
-        old = read_manifest(out)
+        old = read_output_manifest(out)
     except ValueError as e:
         raise GenerateError("--out", str(e)) from e
     if old is None:

@@ -51,6 +51,13 @@ def read_manifest(root: Path) -> dict[str, Any] | None:
     return manifest
 
 
+def read_output_manifest(out: Path) -> dict[str, Any] | None:
+    """The manifest of an output folder ``out`` (None when new); ValueError if ``out`` is a file or it is unreadable."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a directory")
+    return read_manifest(out)
+
+
 def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
     """Write the manifest atomically (stable key order, so identical runs give identical bytes)."""
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
