@@ -3,7 +3,7 @@ next batch is the loader's fault, and its share of the step time is the number a
 
 Two steps: ``"busy"`` spins the main thread for ``step_ms`` (standing in for an accelerator step: CUDA's
 default synchronisation also spins a host core), ``"cnn"`` runs a small CNN forward/backward and SGD update on
-the CPU (real work that competes with the DataLoader workers for the same cores).
+the batch's device (on a CPU, real work that competes with the DataLoader workers for the same cores).
 """
 from __future__ import annotations
 
@@ -56,12 +56,14 @@ class TrainingStep:
         x, y = _images_and_labels(batch)
         if self.model is None:
             torch.manual_seed(self.seed)
-            self.model = small_cnn(x.shape[1], self.classes)
+            self.model = small_cnn(x.shape[1], self.classes).to(x.device)  # on the batch's device (CPU or GPU)
             self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01)
-        loss = nn.functional.cross_entropy(self.model(x), y % self.classes)
+        loss = nn.functional.cross_entropy(self.model(x), y.to(x.device) % self.classes)
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
+        if x.is_cuda:
+            torch.cuda.synchronize(x.device)  # the step's time is the GPU's, not the kernel launches'
 
     def __repr__(self) -> str:
         return f"TrainingStep({self.kind!r}" + (f", step_ms={self.step_ms:g})" if self.kind == "busy" else ")")
