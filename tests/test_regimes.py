@@ -126,3 +126,40 @@ def test_bench_gains_the_regime_and_peer_rows(small_data, tmp_path, capsys):
     assert any("Mosaic Streaming" in s for s in result["skipped"])
     text = capsys.readouterr().out
     assert "goals:" in text and "StatefulDataLoader" in text
+
+
+class _CountingStep:
+    """A training step that only counts the batches it is given."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, batch):
+        self.calls += 1
+
+
+class _Numbers(torch.utils.data.IterableDataset):
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        for i in range(worker, 64, workers):
+            yield {"x": torch.zeros(2, 3, 4, 4, dtype=torch.uint8), "y": torch.tensor([i, i])}
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
+@pytest.mark.parametrize("num_workers,warmup", [(0, 2), (1, 2), (3, 3), (5, 5)])
+def test_data_wait_warms_up_every_workers_first_batch(num_workers, warmup):
+    from course_lib import DeviceLoader
+    from course_lib.measure.training_step import loader_workers
+
+    for loader in (torch.utils.data.DataLoader(_Numbers(), batch_size=None, num_workers=num_workers),
+                   DeviceLoader(torch.utils.data.DataLoader(_Numbers(), batch_size=None, num_workers=num_workers),
+                                "cpu")):
+        assert loader_workers(loader) == num_workers
+        step = _CountingStep()
+        result = data_wait(loader, step, batches=3)
+        assert step.calls == warmup + 3 and result.batches == 3 and result.samples == 6
+    step = _CountingStep()
+    assert data_wait(loader, step, batches=3, warmup=0).batches == 3 and step.calls == 3   # explicit wins
+    with pytest.raises(ValueError, match="warmup"):
+        data_wait(loader, step, batches=3, warmup=-1)

@@ -72,7 +72,7 @@ def feed(out: Path, data_dir: Path, image_dir: Path) -> None:
         for w in (w for w in (0, 4, 8, 16) if w in WORKERS):
             loader = DeviceLoader(DataLoader(make(), batch_size=None, num_workers=w), default_device())
             t0 = time.perf_counter()
-            waited = data_wait(loader, TrainingStep("cnn"), batches=24, warmup=2, label=name)
+            waited = data_wait(loader, TrainingStep("cnn"), batches=24, label=name)  # warm-up: every worker
             emit(out, {"part": "feed", "loader": name, "num_workers": w, "step": f"small CNN on {default_device()}",
                        "wait_fraction": round(waited.fraction, 3), "samples_per_s": round(waited.samples_per_s),
                        "step_ms": round(1000 * waited.step_s / waited.batches, 2),

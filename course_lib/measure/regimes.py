@@ -200,7 +200,8 @@ def measure_specs(specs: Sequence[LoaderSpec], worker_counts: Sequence[int], *, 
 
     def wait_once(i: int, loader: Iterable) -> None:
         spec, w = pairs[i]
-        waited = data_wait(loader, step, batches=wait_batches, warmup=1, label=spec.label(w))
+        # warm-up: max(2, num_workers) batches, so every worker's first batch (its start-up) is untimed
+        waited = data_wait(loader, step, batches=wait_batches, label=spec.label(w))
         waits[i] = {"step": repr(step), **waited.as_dict()}
 
     fresh = [i for i, (s, _) in enumerate(pairs) if not s.reuse]

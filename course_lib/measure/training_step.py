@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from .throughput import count_samples_in
 
@@ -94,11 +95,32 @@ class DataWait:
         return {**asdict(self), "fraction": self.fraction, "samples_per_s": self.samples_per_s}
 
 
-def data_wait(loader: Iterable[Any], step: TrainingStep, *, batches: int = 20, warmup: int = 2,
+def loader_workers(loader: Any, depth: int = 4) -> int:
+    """DataLoader worker processes behind ``loader`` (0 if none): a DataLoader's ``num_workers``, looked up
+    through wrappers that keep their source as ``.loader`` (``DeviceLoader``, the one-thread wrapper)."""
+    for _ in range(depth):
+        if isinstance(loader, DataLoader):
+            return loader.num_workers
+        loader = getattr(loader, "loader", None)
+        if loader is None:
+            break
+    return 0
+
+
+def data_wait(loader: Iterable[Any], step: TrainingStep, *, batches: int = 20, warmup: int | None = None,
               label: str = "loader") -> DataWait:
-    """Run ``step`` on ``batches`` batches of ``loader`` (after ``warmup`` untimed ones); time the waits."""
+    """Run ``step`` on ``batches`` batches of ``loader`` (after ``warmup`` untimed ones); time the waits.
+
+    ``warmup`` defaults to ``max(2, num_workers)`` of the DataLoader behind ``loader``: each worker's first
+    batch waits for that worker to start, so fewer warm-up batches would count start-up as waiting (and the
+    wait share would grow with the worker count for no steady-state reason).
+    """
     if batches < 1:
         raise ValueError(f"batches must be >= 1, got {batches}")
+    if warmup is None:
+        warmup = max(2, loader_workers(loader))
+    if warmup < 0:
+        raise ValueError(f"warmup must be >= 0, got {warmup}")
     iterator = iter(loader)
     wait = busy = 0.0
     n = samples = 0
