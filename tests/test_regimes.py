@@ -163,3 +163,26 @@ def test_data_wait_warms_up_every_workers_first_batch(num_workers, warmup):
     assert data_wait(loader, step, batches=3, warmup=0).batches == 3 and step.calls == 3   # explicit wins
     with pytest.raises(ValueError, match="warmup"):
         data_wait(loader, step, batches=3, warmup=-1)
+
+
+def test_each_peer_runs_in_a_child_of_its_own_and_a_crash_or_hang_is_its_row(tmp_path, monkeypatch):
+    import os
+    import signal
+    import time
+
+    from course_lib.measure import peer_runner
+
+    def fake_measure(args):
+        if args["library"] == "crash":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if args["library"] == "hang":
+            time.sleep(30)
+        return {"library": args["library"], "rows": [], "order": [], "timings": {}, "pid": os.getpid()}
+
+    monkeypatch.setattr(peer_runner, "_measure", fake_measure)
+    many = [dict(library=name, timeout=t) for name, t in [("crash", 30), ("hang", 0.5), ("fine", 30)]]
+    peer_runner.measure_each(many, tmp_path)
+    crash, hang, fine = (json.loads((tmp_path / f"{i}.json").read_text()) for i in range(3))
+    assert crash["error"].startswith("crashed (signal 9)") and crash["library"] == "crash"
+    assert hang["error"] == "timed out after 0 s"          # rounded: the 0.5 s timeout
+    assert "error" not in fine and fine["pid"] != os.getpid()   # measured in a child, after the two failures

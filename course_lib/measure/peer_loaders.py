@@ -228,16 +228,21 @@ class _HFFactory:
 
 
 class _HFIterable:
-    """``to_iterable_dataset(num_shards=...)``, shuffled with a buffer, batched by the DataLoader."""
+    """``to_iterable_dataset(num_shards=...)``, shuffled with a buffer, then ``with_format("torch")`` (as the
+    datasets documentation orders it for an IterableDataset: the buffer holds Arrow rows, and only yielded rows
+    are formatted; formatting first made every run format the whole buffer before its first sample)."""
 
     def __init__(self, path: Path, batch_size: int, seed: int):
         self.path, self.batch_size, self.seed = path, batch_size, seed
 
     def dataset(self, columns: list[str] | None = None):
-        ds = _load_hf(self.path)
+        import datasets
+
+        ds = datasets.load_from_disk(str(self.path))
         if columns:
             ds = ds.select_columns(columns)
-        return ds.to_iterable_dataset(num_shards=8).shuffle(seed=self.seed, buffer_size=SHUFFLE_BUFFER)
+        return (ds.to_iterable_dataset(num_shards=8).shuffle(seed=self.seed, buffer_size=SHUFFLE_BUFFER)
+                .with_format("torch"))
 
     def __call__(self, num_workers: int) -> DataLoader:
         return DataLoader(self.dataset(), batch_size=self.batch_size, num_workers=num_workers)
