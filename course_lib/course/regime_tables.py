@@ -22,3 +22,65 @@ def regime_table(rows: Iterable[dict[str, Any]], title: str = "Measured side by 
                     "" if wait is None else f"{wait['fraction']:.0%}"))
     return Table(out, ["regime", "library", "loader", "workers", "samples/s", "min-max", "MB/s", "start s",
                        "PSS MB anon/file/shm", "data wait (or why not measured)"], title)
+
+
+def _rate_cell(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "-"
+    spread = f" ({row['min']:,.0f}-{row['max']:,.0f})" if "min" in row and "max" in row else ""
+    return f"{row['samples_per_s']:,.0f}{spread}"
+
+
+def _key(row: dict[str, Any]) -> tuple:
+    return row.get("library"), row.get("loader"), row.get("num_workers")
+
+
+def beside_reference(reference_rows: Iterable[dict[str, Any]], here_rows: Iterable[dict[str, Any]], *,
+                     machine: str, title: str) -> Table:
+    """Each reference row (another machine) beside this machine's row of the same loader and worker count:
+    median samples/s (min-max) and the ratio to the same loader's 0-worker rate, on each machine."""
+    from .reference_figures import worker_scaling
+
+    reference_rows = list(reference_rows)
+    here = {_key(r): r for r in here_rows if "error" not in r}
+    out = []
+    for r in reference_rows:
+        mine = here.get(_key(r))
+        ratio_there = worker_scaling(reference_rows, library=r["library"], loader=r["loader"]).get(r["num_workers"])
+        ratio_here = worker_scaling(here.values(), library=r["library"], loader=r["loader"]).get(r["num_workers"])
+        out.append((r["regime"], f"{r['library']}: {r['loader']}",
+                    "dataset itself" if r["num_workers"] is None else r["num_workers"], _rate_cell(r),
+                    "-" if ratio_there is None else f"{ratio_there:.2f}", _rate_cell(mine),
+                    "-" if ratio_here is None or mine is None else f"{ratio_here:.2f}"))
+    return Table(out, ["regime", "loader", "workers", f"{machine}: samples/s (min-max)", "x its 0 workers",
+                       "this machine: samples/s (min-max)", "x its 0 workers"], title)
+
+
+def feed_table(reference: dict[str, Any], title: str) -> Table:
+    """The reference run's GPU feed rows: step time, the rate that step asks for, what was trained, wait share,
+    and whether the warm-up covered every worker's first batch (if not, start-up counted as waiting)."""
+    machine = reference["machine"]
+    batch, warmup = machine["feed_batch_size"], machine["feed_warmup"]
+    out = []
+    for r in reference["feed"]:
+        demand = batch / (r["step_ms"] / 1000)
+        out.append((r["loader"], r["num_workers"], r["step"], f"{r['step_ms']:.2f}", f"{demand:,.0f}",
+                    f"{r['samples_per_s']:,.0f}", f"{r['wait_fraction']:.0%}",
+                    "yes" if warmup >= r["num_workers"] else f"no: {r['num_workers'] - warmup} workers' start-up "
+                                                           "counted as waiting"))
+    return Table(out, ["loader", "workers", "step", "step ms", "step asks samples/s", "trained samples/s",
+                       "waiting for data", f"warm-up ({warmup} batches) covered every worker"], title)
+
+
+def transfer_beside(reference: dict[str, Any], here: Iterable[Any], *, batch_size: int, title: str) -> Table:
+    """Transfer modes: the reference run's rates to its GPU beside this machine's (``ThroughputResult`` rows)."""
+    mine = {r.label.split(" -> ")[0]: r for r in here}
+    out = []
+    for r in reference["transfer"]:
+        mode, device = r["mode"].split(" -> ")
+        m = mine.get(mode) if r["batch_size"] == batch_size else None
+        out.append((mode, r["batch_size"], f"{r['samples_per_s']:,.0f} to {device}",
+                    "-" if m is None else f"{m.samples_per_s:,.0f} ({m.spread[0]:,.0f}-{m.spread[1]:,.0f}) to "
+                                          f"{m.label.split(' -> ')[1]}"))
+    return Table(out, ["mode", "batch", f"{reference['machine']['name']}: samples/s", "this machine: samples/s"],
+                 title)
