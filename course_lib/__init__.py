@@ -50,9 +50,10 @@ from .loaders.image_pipeline import ImageShardDataset, ImageShardError, image_sh
 from .teaching.seed_jpeg import SEED_WEBDATASET_SOURCE, seed_jpeg_pipeline, seed_style_shard
 from .measure.process_memory import PeakPss, pss_snapshot
 from .measure.training_step import DataWait, TrainingStep, data_wait
-from .measure.regimes import (LoaderSpec, best, course_specs, image_data, jpeg_bytes_per_sample, measure_specs,
+from .measure.regimes import (LoaderSpec, best, copy_bound_spec, course_specs, image_data, jpeg_bytes_per_sample, measure_specs,
                               order_quality, regime_goals, row_result)
-from .course.regime_tables import regime_table
+from .course.regime_tables import beside_reference, feed_table, goals_markdown, regime_table, transfer_beside
+from .course.reference_figures import H100, reference_figures, worker_scaling
 from .measure.peer_runner import PEER_LIBRARIES, run_peer, run_peers
 from .course.exercises import NotSolved, solved
 # distributed: torchrun ranks, object storage, scaling on paper (chapter 06)
@@ -90,9 +91,11 @@ __all__ = [
     # chapter 05
     "TrainTransform", "finish_batch", "ImageShardDataset", "ImageShardError", "image_shards", "read_image_shard",
     "SEED_WEBDATASET_SOURCE", "seed_jpeg_pipeline", "seed_style_shard", "PeakPss", "pss_snapshot", "DataWait",
-    "TrainingStep", "data_wait", "LoaderSpec", "best", "course_specs", "image_data", "jpeg_bytes_per_sample",
+    "TrainingStep", "data_wait", "LoaderSpec", "best", "copy_bound_spec", "course_specs", "image_data", "jpeg_bytes_per_sample",
     "measure_specs", "order_quality", "regime_goals", "regime_table", "row_result", "PEER_LIBRARIES", "run_peer",
     "run_peers", "data_wait_bars", "plot_records", "regime_bars", "shuffle_frontier", "workers_scaling",
+    "goals_markdown", "H100", "reference_figures", "worker_scaling", "beside_reference", "feed_table",
+    "transfer_beside",
     # distributed
     "LaunchResult", "torchrun", "ranks_disjoint", "run_report", "same_order", "ObjectStoreError", "S3Endpoint",
     "S3Opener", "S3Server", "brace_pattern", "s3_scheme", "s3_server", "upload_shards", "CachedOpener",

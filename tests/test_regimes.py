@@ -35,10 +35,13 @@ def test_measure_specs_reports_median_spread_memory_and_data_wait(images):
     rows = measure_specs(specs, [0, 2], repeats=3, max_seconds=0.05, step=TrainingStep("busy", 1),
                          wait_workers=[2], wait_batches=2)
     names = {(r["loader"], r["num_workers"]) for r in rows}
-    assert ("the same, torch.set_num_threads(1)", 2) not in names   # that spec is for 0 workers only
-    assert len(rows) == 2 * (len(specs) - 1) + 1
+    assert ("the same, torch.set_num_threads(1)", 2) not in names   # those specs are for 0 workers only
+    zero_only = [s for s in specs if s.worker_counts == (0,)]
+    assert len(zero_only) == 2 and len(rows) == 2 * (len(specs) - 2) + 2
     for r in rows:
         assert len(r["runs"]) == 3 and r["min"] <= r["samples_per_s"] <= r["max"]
+        assert r["main_cores"] > 0 and r["cpu_cores"] >= r["main_cores"] * 0.99   # workers joined: counted
+        assert r["cpu_ms_per_sample"] > 0
         assert all(run["samples"] > 0 for run in r["runs"])
         assert {"pss_anon_mb", "pss_file_mb", "pss_shmem_mb"} <= r.keys()
         assert ("data_wait" in r) == (r["num_workers"] == 2)
@@ -46,6 +49,9 @@ def test_measure_specs_reports_median_spread_memory_and_data_wait(images):
     waited = [r["data_wait"] for r in rows if "data_wait" in r]
     assert all(0 <= w["fraction"] <= 1 and w["batches"] == 2 for w in waited)
     assert "data wait" in str(regime_table(rows))
+    per_regime = measure_specs(specs[:2], [0, 2], repeats=1, max_seconds=0.05, step=TrainingStep("busy", 1),
+                               wait_workers={"raw": [0], "JPEG": [2]}, wait_batches=2)
+    assert {(r["regime"], r["num_workers"]) for r in per_regime if "data_wait" in r} == {("raw", 0), ("JPEG", 2)}
 
 
 def test_order_quality_scores_a_full_epoch(images):
@@ -86,10 +92,18 @@ def test_goals_are_computed_from_rows_not_asserted():
             row("seed", "JPEG", seed, 0, 50), row("seed", "JPEG", seed, 2, 100),
             row("litdata", "JPEG", "x", 2, 200), row("course", "raw", "mmap", 0, 3000),
             row("HF datasets", "raw", "y", 0, 100), {"library": "broken", "error": "crashed"}]
-    goals = regime_goals(rows)
+    wrapped = {**row("torchdata", "raw", "StatefulDataLoader over MmapShardDataset", 0, 2900), "wraps_course": True}
+    goals = regime_goals(rows + [wrapped])
     assert goals["decode_scaling"] == pytest.approx(1.9) and goals["course_vs_seed"] == {0: 2.0, 2: 1.9}
     assert [p["peer"] for p in goals["peers_that_win_jpeg"]] == ["litdata: x"]
-    assert goals["raw_vs_peers"] == pytest.approx(30)
+    assert goals["raw_vs_peers"] == pytest.approx(30)     # the course's own loader inside torchdata is no peer
+    met = {g["goal"]: g["met"] for g in goals["report"]}
+    assert list(met.values()) == [True, False, True, False]
+    assert all(bool(g["bound"]) == (g["met"] is False) for g in goals["report"])   # a miss says what bounds it
+    slow = regime_goals([row("course", "JPEG", course, 0, 100), row("course", "JPEG", course, 2, 120)],
+                        cores=2, load=3.5)
+    assert slow["report"][0]["met"] is False and "load average was 3.5 on 2 cores" in slow["report"][0]["bound"]
+    assert slow["report"][2]["met"] is None and not slow["report"][2]["bound"]   # nothing to compare: not judged
 
 
 def test_a_failing_peer_is_a_row_with_its_reason(images, tmp_path):

@@ -7,21 +7,37 @@ from .tables import Table
 
 
 def regime_table(rows: Iterable[dict[str, Any]], title: str = "Measured side by side on this machine") -> Table:
-    """One line per (loader, workers): median samples/s with min-max of the repeats, MB/s, start-up,
-    peak PSS growth (anonymous / file-backed / shared memory, workers included) and the data-wait share."""
+    """One line per (loader, workers): median samples/s with min-max of the repeats, MB/s, start-up, CPU cores
+    busy (this process + its workers, per second of the run) and CPU ms per delivered sample, peak PSS growth
+    (anonymous / file-backed / shared memory, workers included) and the data-wait share."""
     out = []
     for r in rows:
         if "error" in r:
             out.append((r.get("regime", "-"), r["library"], r.get("loader", "-"), "-", "not measured", "", "", "",
-                        "", r["error"]))
+                        "", "", "", r["error"]))
             continue
         wait = r.get("data_wait")
+        cores, ms = r.get("cpu_cores"), r.get("cpu_ms_per_sample")
         out.append((r["regime"], r["library"], r["loader"], r["num_workers"], f"{r['samples_per_s']:,.0f}",
                     f"{r['min']:,.0f}-{r['max']:,.0f}", f"{r['mb_per_s']:,.1f}", f"{r['start_s']:.2f}",
+                    "-" if cores is None else f"{cores:.2f}", "-" if ms is None else f"{ms:.3g}",
                     f"{r['pss_anon_mb']:+,.0f} / {r['pss_file_mb']:+,.0f} / {r['pss_shmem_mb']:+,.0f}",
                     "" if wait is None else f"{wait['fraction']:.0%}"))
     return Table(out, ["regime", "library", "loader", "workers", "samples/s", "min-max", "MB/s", "start s",
-                       "PSS MB anon/file/shm", "data wait (or why not measured)"], title)
+                       "CPU cores busy", "CPU ms/sample", "PSS MB anon/file/shm", "data wait (or why not measured)"],
+                 title)
+
+
+def goals_markdown(goals: dict[str, Any]) -> str:
+    """Each goal of :func:`~course_lib.measure.regimes.regime_goals`' report as a Markdown line: the measured
+    value against its target, met or not met, and what bounds it where it is not met."""
+    lines = []
+    for g in goals["report"]:
+        measured = "not measured" if g["measured"] is None else f"{g['measured']:.2f}x"
+        verdict = {True: "met", False: "not met", None: "not judged"}[g["met"]]
+        lines.append(f"- {g['goal']}: **{measured}** (goal {g['target']:g}x): **{verdict}**"
+                     + (f". What bounds it: {g['bound']}." if g["bound"] else "."))
+    return "\n".join(lines)
 
 
 def _rate_cell(row: dict[str, Any] | None) -> str:

@@ -261,9 +261,9 @@ def torchdata_specs(image_dir: Path, peers_dir: Path, *, batch_size: int, crop_s
     raw = _Stateful(MmapShardDataset, image_dir, shuffle="block", batch_size=batch_size, seed=seed)
     jpeg = _Stateful(ImageShardDataset, image_dir, batch_size=batch_size, size=crop_size, seed=seed)
     return [LoaderSpec("StatefulDataLoader over MmapShardDataset", "torchdata", "raw", raw,
-                       index_shards(image_dir).bytes_per_sample, raw.dataset),
+                       index_shards(image_dir).bytes_per_sample, raw.dataset, wraps_course=True),
             LoaderSpec("StatefulDataLoader over ImageShardDataset", "torchdata", "JPEG", jpeg,
-                       jpeg_bytes_per_sample(image_dir))]
+                       jpeg_bytes_per_sample(image_dir), wraps_course=True)]
 
 
 class _Stateful:

@@ -10,6 +10,8 @@ once). Peer libraries use the same functions inside their own subprocess (:mod:`
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import resource
 import statistics
 import sys
 import time
@@ -46,6 +48,7 @@ class LoaderSpec:
     order: Callable[[], Iterable] | None = None
     worker_counts: tuple[int, ...] | None = None  # measured only at these (None: every requested count)
     reuse: bool = False  # build once per worker count, repeats back to back (workers that take seconds to spawn)
+    wraps_course: bool = False  # a peer's loader around the course's own dataset (not a peer's path to compare)
 
     def label(self, num_workers: int) -> str:
         """The label a result carries: regime, library, loader and worker count."""
@@ -139,13 +142,43 @@ def course_specs(image_dir: str | Path, *, batch_size: int = 64, crop_size: int 
                    worker_counts=(0,)),
         LoaderSpec("decode at crop size + batch transform", "course", "JPEG", course, jpeg_bytes,
                    course_order.dataset),
+        LoaderSpec("the same, torch.set_num_threads(1)", "course", "JPEG", OneTorchThread(course), jpeg_bytes,
+                   worker_counts=(0,)),
     ]
+
+
+def copy_bound_spec(data_dir: str | Path, *, batch_size: int = 256, shuffle: str = "block",
+                    seed: int = 0) -> LoaderSpec:
+    """The batched mmap path over the course dataset, as the GPU check measures it for worker counts
+    (named like its rows: ``mmap block shuffle, batched 256``)."""
+    make = _Factory(MmapShardDataset, data_dir, shuffle=shuffle, batch_size=batch_size, seed=seed)
+    return LoaderSpec(f"mmap {shuffle} shuffle, batched {batch_size}", "course", "raw", make,
+                      index_shards(data_dir).bytes_per_sample, make.dataset)
 
 
 def _run_dict(result: ThroughputResult, pss: PeakPss) -> dict[str, Any]:
     return {**result.as_dict(), "pss_anon_mb": pss.peak.anon_mb - pss.start.anon_mb,
             "pss_file_mb": pss.peak.file_mb - pss.start.file_mb,
             "pss_shmem_mb": pss.peak.shmem_mb - pss.start.shmem_mb, "pss_processes": pss.peak.processes}
+
+
+class _Delivered:
+    """``iterable``, counting every sample it yields (warm-up included): the denominator of CPU per sample."""
+
+    def __init__(self, iterable: Iterable):
+        self.iterable, self.samples = iterable, 0
+
+    def __iter__(self):
+        from .throughput import count_samples_in
+
+        for item in self.iterable:
+            self.samples += count_samples_in(item)
+            yield item
+
+
+def _cpu_s(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def timed(iterable: Iterable, seconds: float | None, min_items: int = 2) -> Iterable:
@@ -167,7 +200,8 @@ def timed(iterable: Iterable, seconds: float | None, min_items: int = 2) -> Iter
 
 def measure_specs(specs: Sequence[LoaderSpec], worker_counts: Sequence[int], *, repeats: int = 3,
                   max_samples: dict[str, int | None] | None = None, max_seconds: float | None = None,
-                  warmup: int = 1, step: TrainingStep | None = None, wait_workers: Sequence[int] = (),
+                  warmup: int = 1, step: TrainingStep | None = None,
+                  wait_workers: Sequence[int] | dict[str, Sequence[int]] = (),
                   wait_batches: int = 8, regime_workers: dict[str, Sequence[int]] | None = None,
                   progress: bool = False) -> list[dict[str, Any]]:
     """Every (spec, worker count) ``repeats`` times, alternating order; one row per pair (JSON-ready).
@@ -178,7 +212,8 @@ def measure_specs(specs: Sequence[LoaderSpec], worker_counts: Sequence[int], *, 
     each timed run per regime (e.g. ``{"JPEG": 640}``) and ``max_seconds`` stops a run after that long (after
     at least 2 timed items). ``regime_workers`` overrides ``worker_counts`` per regime. A row has the median
     samples/s, its min and max, the median MB/s, the peak PSS growth (anonymous, file-backed, shared memory)
-    and every run. With ``step``, pairs whose worker count is in ``wait_workers`` also get ``data_wait``.
+    and every run. With ``step``, pairs whose worker count is in ``wait_workers`` also get ``data_wait``
+    (a dict gives the counts per regime, e.g. ``{"raw": [0, 2], "JPEG": [2]}``).
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
@@ -188,13 +223,23 @@ def measure_specs(specs: Sequence[LoaderSpec], worker_counts: Sequence[int], *, 
     runs: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(pairs))}
     waits: dict[int, dict[str, Any]] = {}
 
+    def waited_for(spec: LoaderSpec, w: int) -> bool:
+        counts = wait_workers.get(spec.regime, ()) if isinstance(wait_workers, dict) else wait_workers
+        return step is not None and w in counts
+
     def run_once(i: int, loader: Iterable) -> None:
         spec, w = pairs[i]
+        delivered = _Delivered(timed(loader, max_seconds))
+        wall, main, children = time.perf_counter(), _cpu_s(resource.RUSAGE_SELF), _cpu_s(resource.RUSAGE_CHILDREN)
         with PeakPss() as pss:
-            result = measure_throughput(timed(loader, max_seconds), bytes_per_sample=spec.bytes_per_sample,
+            result = measure_throughput(delivered, bytes_per_sample=spec.bytes_per_sample,
                                         warmup=warmup, max_samples=caps.get(spec.regime), progress=False,
                                         label=spec.label(w))
-        runs[i].append(_run_dict(result, pss))
+        # the run's iterator is gone: a DataLoader's workers were joined, their CPU time is the children's
+        wall, main = time.perf_counter() - wall, _cpu_s(resource.RUSAGE_SELF) - main
+        reaped = not (w and multiprocessing.active_children())
+        children = _cpu_s(resource.RUSAGE_CHILDREN) - children if reaped else None
+        runs[i].append({**_run_dict(result, pss), **_cpu_dict(wall, main, children, delivered.samples)})
         if progress:
             print(f"  {result.label}: {result.samples_per_s:,.0f} samples/s", file=sys.stderr, flush=True)
 
@@ -209,14 +254,14 @@ def measure_specs(specs: Sequence[LoaderSpec], worker_counts: Sequence[int], *, 
         for i in (fresh if r % 2 == 0 else fresh[::-1]):
             run_once(i, pairs[i][0].make(pairs[i][1]))
     for i in fresh:
-        if step is not None and pairs[i][1] in wait_workers:
+        if waited_for(*pairs[i]):
             wait_once(i, pairs[i][0].make(pairs[i][1]))
     for i, (spec, w) in enumerate(pairs):
         if spec.reuse:
             loader = spec.make(w)
             for _ in range(repeats):
                 run_once(i, loader)
-            if step is not None and w in wait_workers:
+            if waited_for(spec, w):
                 wait_once(i, loader)
             del loader
             gc.collect()  # its workers stop before the next pair is measured
@@ -226,9 +271,24 @@ def measure_specs(specs: Sequence[LoaderSpec], worker_counts: Sequence[int], *, 
     return rows
 
 
+def _cpu_dict(wall: float, main: float, children: float | None, delivered: int) -> dict[str, Any]:
+    """CPU of one run (loader built to workers joined): cores busy (CPU-seconds per second, this process and
+    its workers) and CPU ms per delivered sample; None where workers outlived the run (not counted)."""
+    total = None if children is None else main + children
+    return {"run_wall_s": wall, "main_cores": main / wall, "cpu_cores": None if total is None else total / wall,
+            "cpu_ms_per_sample": None if total is None or not delivered else 1000 * total / delivered}
+
+
+def _median_of(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
 def _row(spec: LoaderSpec, num_workers: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
     rates = [r["samples_per_s"] for r in runs]
+    cpu = {k: _median_of(runs, k) for k in ("main_cores", "cpu_cores", "cpu_ms_per_sample")}
     return {"loader": spec.name, "library": spec.library, "regime": spec.regime, "num_workers": num_workers,
+            "wraps_course": spec.wraps_course, **cpu,
             "label": spec.label(num_workers), "samples_per_s": statistics.median(rates), "min": min(rates),
             "max": max(rates), "mb_per_s": statistics.median(r["mb_per_s"] for r in runs),
             "pss_anon_mb": max(r["pss_anon_mb"] for r in runs), "pss_file_mb": max(r["pss_file_mb"] for r in runs),
@@ -271,18 +331,29 @@ def _rate(rows: Iterable[dict[str, Any]], **where: Any) -> float | None:
     return None if row is None else row["samples_per_s"]
 
 
-def regime_goals(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def _peer(row: dict[str, Any]) -> bool:
+    """A peer library's own path (not the course's, the seed's, or a peer loader around the course's dataset)."""
+    return "error" not in row and row["library"] not in ("course", "seed") and not row.get("wraps_course")
+
+
+def regime_goals(rows: Sequence[dict[str, Any]], *, ceiling_mb_s: float | None = None, cores: int | None = None,
+                 load: float | None = None) -> dict[str, Any]:
     """Chapter 05's goals, computed from measured rows (reported, never asserted):
 
     - ``decode_scaling``: the course's JPEG pipeline, 2 workers / 0 workers (goal >= 1.8 on 2 cores);
     - ``course_vs_seed``: per worker count, course JPEG / seed JPEG (goal >= 2 at equal workers);
     - ``course_vs_peers``: per (peer, worker count), course JPEG / peer JPEG (goal >= 1), and which peers won;
     - ``raw_vs_peers``: the course's fastest shuffled raw row / the fastest peer's shuffled raw row (goal >= 15).
+
+    Peer rows that wrap the course's own datasets (torchdata's StatefulDataLoader) are not peers' paths here.
+    ``report`` lists each goal with its target, the measured value, met or not, and where it is not met, the
+    measurements that bound it (CPU cores busy and CPU per sample of the rows, ``ceiling_mb_s`` (the
+    page-cache read), ``cores`` and the 1-minute ``load`` average of the machine).
     """
     out: dict[str, Any] = {}
-    jpeg0 = _rate(rows, library="course", regime="JPEG", loader=COURSE_JPEG, num_workers=0)
-    jpeg2 = _rate(rows, library="course", regime="JPEG", loader=COURSE_JPEG, num_workers=2)
-    out["decode_scaling"] = jpeg2 / jpeg0 if jpeg0 and jpeg2 else None
+    jpeg0 = best(rows, library="course", regime="JPEG", loader=COURSE_JPEG, num_workers=0)
+    jpeg2 = best(rows, library="course", regime="JPEG", loader=COURSE_JPEG, num_workers=2)
+    out["decode_scaling"] = jpeg2["samples_per_s"] / jpeg0["samples_per_s"] if jpeg0 and jpeg2 else None
     seed0 = _rate(rows, library="seed", regime="JPEG", loader=SEED_JPEG, num_workers=0)
     seed2 = _rate(rows, library="seed", regime="JPEG", loader=SEED_JPEG, num_workers=2)
     out["seed_decode_scaling"] = seed2 / seed0 if seed0 and seed2 else None
@@ -295,16 +366,83 @@ def regime_goals(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if course and seed:
             out["course_vs_seed"][w] = course / seed
         for r in rows:
-            if ("error" not in r and r["regime"] == "JPEG" and r["num_workers"] == w and course
-                    and r["library"] not in ("course", "seed")):
+            if _peer(r) and r["regime"] == "JPEG" and r["num_workers"] == w and course:
                 out["course_vs_peers"].append({"peer": f"{r['library']}: {r['loader']}", "num_workers": w,
                                                "ratio": course / r["samples_per_s"]})
     out["peers_that_win_jpeg"] = [p for p in out["course_vs_peers"] if p["ratio"] < 1]
     raw_course = best(rows, library="course", regime="raw")
-    peers_raw = [r for r in rows if "error" not in r and r["regime"] == "raw" and r["library"] not in ("course",
-                                                                                                     "seed")]
-    raw_peer = max(peers_raw, key=lambda r: r["samples_per_s"], default=None)
+    raw_peer = max((r for r in rows if _peer(r) and r["regime"] == "raw"), key=lambda r: r["samples_per_s"],
+                   default=None)
     out["raw_best"] = raw_course and raw_course["label"]
     out["raw_best_peer"] = raw_peer and raw_peer["label"]
     out["raw_vs_peers"] = raw_course["samples_per_s"] / raw_peer["samples_per_s"] if raw_course and raw_peer else None
+    out["report"] = _report(rows, out, raw_course, raw_peer, jpeg0, jpeg2, ceiling_mb_s, cores, load)
     return out
+
+
+def _cores(row: dict[str, Any] | None, key: str = "cpu_cores") -> str:
+    value = None if row is None else row.get(key)
+    return "not measured" if value is None else f"{value:.2f}"
+
+
+def _machine(cores: int | None, load: float | None) -> str:
+    if cores is None or load is None:
+        return ""
+    return (f"; the 1-minute load average was {load:.1f} on {cores} cores"
+            + (" (more runnable processes than cores: the runs shared them)" if load > cores else ""))
+
+
+def _report(rows, out, raw_course, raw_peer, jpeg0, jpeg2, ceiling_mb_s, cores, load) -> list[dict[str, Any]]:
+    report = []
+    one = best(rows, library="course", regime="JPEG", loader="the same, torch.set_num_threads(1)", num_workers=0)
+    bound = ""
+    if out["decode_scaling"] is not None and out["decode_scaling"] < 1.8:
+        main0, busy2 = jpeg0.get("main_cores"), jpeg2.get("cpu_cores")
+        parts = [f"at 0 workers this process kept {_cores(jpeg0, 'main_cores')} cores busy"
+                 + (" (the decoder plus torch's intra-op threads in the batch transform): the 0-worker baseline "
+                    "already used more than one core" if main0 is not None and main0 > 1.05 else "")]
+        if one:
+            parts.append(f"over the one-thread 0-worker rate ({one['samples_per_s']:,.0f}/s) 2 workers gave "
+                         f"{jpeg2['samples_per_s'] / one['samples_per_s']:.2f}x")
+        parts.append(f"the 2-worker runs kept {_cores(jpeg2)} cores busy, {_cores(jpeg2, 'main_cores')} of them in "
+                     "this process (collating, receiving batches)"
+                     + (f": short of {cores} cores, so the runs also waited (worker start-up, transport), not only "
+                        "computed" if busy2 is not None and cores and busy2 < 0.8 * cores else ""))
+        bound = "; ".join(parts) + _machine(cores, load)
+    report.append({"goal": "course JPEG pipeline, 2 workers over 0 workers", "target": 1.8,
+                   "measured": out["decode_scaling"], "bound": bound})
+    missed = {w: v for w, v in out["course_vs_seed"].items() if v < 2}
+    bound = "; ".join(
+        f"at {w} workers the course pipeline cost {_ms(rows, 'course', COURSE_JPEG, w)} ms of CPU per delivered "
+        f"sample and the seed's {_ms(rows, 'seed', SEED_JPEG, w)} ms (workers included, start-up and prefetched "
+        f"batches too)" for w in missed)
+    report.append({"goal": "course JPEG over the seed's pipeline, at equal workers (lowest)", "target": 2.0,
+                   "measured": min(out["course_vs_seed"].values(), default=None),
+                   "bound": bound + (_machine(cores, load) if bound else "")})
+    bound = ""
+    if out["raw_vs_peers"] is not None and out["raw_vs_peers"] < 15:
+        bound = (f"the fastest peer ({out['raw_best_peer']}) ran {raw_peer['samples_per_s']:,.0f}/s and the course's "
+                 f"row {raw_course['samples_per_s']:,.0f}/s ({raw_course['mb_per_s']:,.0f} MB/s)")
+        if ceiling_mb_s:
+            at_ceiling = ceiling_mb_s / raw_course["mb_per_s"] * raw_course["samples_per_s"]
+            bound += (f", {raw_course['mb_per_s'] / ceiling_mb_s:.0%} of the page-cache read measured here "
+                      f"({ceiling_mb_s:,.0f} MB/s); at that rate the ratio would be "
+                      f"{at_ceiling / raw_peer['samples_per_s']:.1f}x")
+        bound += (f"; each course run is one whole epoch of the image set, start-up included in the wall time "
+                  f"({raw_course['start_s'] * 1000:.0f} ms to the first batch)") + _machine(cores, load)
+    report.append({"goal": "course's fastest shuffled raw path over the fastest peer's", "target": 15.0,
+                   "measured": out["raw_vs_peers"], "bound": bound})
+    lowest = min(out["course_vs_peers"], key=lambda p: p["ratio"], default=None)
+    bound = "; ".join(f"{p['peer']} at {p['num_workers']} workers" for p in out["peers_that_win_jpeg"])
+    report.append({"goal": "course JPEG over every peer's JPEG, at equal workers (lowest)", "target": 1.0,
+                   "measured": lowest and lowest["ratio"], "bound": bound and f"faster here: {bound}"})
+    for item in report:
+        m = item["measured"]
+        item["met"] = None if m is None else m >= item["target"]
+    return report
+
+
+def _ms(rows: Sequence[dict[str, Any]], library: str, loader: str, w: int) -> str:
+    row = best(rows, library=library, loader=loader, num_workers=w)
+    value = row and row.get("cpu_ms_per_sample")
+    return "not measured" if value is None else f"{value:.2f}"
