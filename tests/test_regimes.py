@@ -200,3 +200,16 @@ def test_each_peer_runs_in_a_child_of_its_own_and_a_crash_or_hang_is_its_row(tmp
     assert crash["error"].startswith("crashed (signal 9)") and crash["library"] == "crash"
     assert hang["error"] == "timed out after 0 s"          # rounded: the 0.5 s timeout
     assert "error" not in fine and fine["pid"] != os.getpid()   # measured in a child, after the two failures
+
+
+def test_persistent_workers_are_stopped_before_the_next_pair():
+    from course_lib.measure.regimes import _stop_workers
+
+    loader = torch.utils.data.DataLoader(_Numbers(), batch_size=None, num_workers=2, persistent_workers=True)
+    for _ in zip(range(3), loader):
+        pass
+    workers = loader._iterator._workers
+    assert all(w.is_alive() for w in workers)           # persistent: alive between epochs
+    _stop_workers(loader)
+    assert not any(w.is_alive() for w in workers)
+    _stop_workers(torch.utils.data.DataLoader(_Numbers(), batch_size=None))   # never iterated: nothing to stop

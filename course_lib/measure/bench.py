@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -129,7 +130,8 @@ def run_regimes(data_dir: Path, peers_dir: Path, *, workers: Iterable[int], repe
                       wait_workers=counts, progress=progress)
     return {"image_dir": str(image_dir), "rows": rows, "peer_rows": peers["rows"], "failed": peers["failed"],
             "order": peers["order"], "timings": peers["timings"], "peer_seconds": peers["seconds"],
-            "goals": regime_goals(rows + peers["rows"])}
+            "goals": regime_goals(rows + peers["rows"], cores=len(os.sched_getaffinity(0)),
+                                  load=os.getloadavg()[0])}
 
 
 @renamed_keywords(data="data_dir", workers="num_workers")
