@@ -17,7 +17,7 @@ from .runtime import check_non_negative, check_positive, current_worker, rank_an
 from .seeding import SharedEpoch
 from .shard_index import ShardHeader, index_shards
 from .vocabulary import renamed_keywords
-from .worker_transport import RING_SLOTS, BatchRing, inline_sample
+from .worker_transport import RING_SLOTS, BatchRing, RecordLayout, inline_sample
 
 Sample = dict[str, torch.Tensor]
 _STATE_KEYS = ("seed", "shuffle", "block_size", "window_blocks", "run_length", "rank", "world_size", "drop_last",
@@ -187,18 +187,20 @@ class MmapShardDataset(IterableDataset):
     def _ring_batches(self) -> Iterator[Sample]:
         """Inside a DataLoader worker: each batch gathered straight into a reused shared-memory slot
         (see ``worker_transport``); a fresh batch only when the main process still holds every slot."""
-        dtype = self.index.dtype
         if self._ring is None:
-            self._ring = BatchRing(self.worker_slots, self.batch_size * dtype.itemsize)
+            self._ring = BatchRing(self.worker_slots, RecordLayout(self.batch_size, self.index.dtype))
         ring = self._ring
+        layout = ring.layout
         ring.restart()
         for ids in self.batch_ids():
             slot = ring.acquire()
             if slot is None:
                 yield batch_tensors(self._gather(ids))
                 continue
-            self._gather(ids, ring.records(slot, dtype, len(ids)))
-            yield ring.message(slot, dtype, len(ids), batch_tensors)
+            arrays = ring.arrays(slot, len(ids))
+            self._gather(ids, arrays["records"])
+            layout.fill_scalars(arrays)
+            yield ring.message(slot, len(ids))
 
     def batch_ids(self) -> Iterator[np.ndarray]:
         """The sorted global ids of each batch this rank and worker yields this epoch (what ``__iter__`` reads).
