@@ -27,6 +27,7 @@ record): ``tools/main_cost.py`` and the bench's "DataLoader per-item protocol" r
 """
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import weakref
@@ -66,7 +67,8 @@ class SlotLayout:
 
     def arrays(self, buffer: np.ndarray, count: int) -> dict[str, np.ndarray]:
         """The arrays of a batch of ``count`` samples in ``buffer`` (a slot's bytes): what a worker fills."""
-        return {name: buffer[offset:offset + size * count].view(dtype).reshape(count, *shape)
+        return {name: (buffer[offset:offset + size * count].view(dtype).reshape(count, *shape) if shape
+                       else buffer[offset:offset + size * count].view(dtype))
                 for name, dtype, shape, offset, size in self.columns}
 
     def tensors(self, buffer: np.ndarray, count: int) -> dict[str, torch.Tensor]:
@@ -85,6 +87,8 @@ class RecordLayout(SlotLayout):
         self.scalars = [name for name in dtype.names if dtype.fields[name][0].shape == ()]
         super().__init__(capacity, {"records": (dtype, ()),
                                     **{name: (dtype.fields[name][0], ()) for name in self.scalars}})
+        columns = {name: (dt, offset, size) for name, dt, _, offset, size in self.columns}
+        self._fields = [(name, columns.get(name)) for name in dtype.names]   # (field, its column or None)
 
     def fill_scalars(self, arrays: dict[str, np.ndarray]) -> None:
         """Copy each scalar field of the filled records into its column (in the worker, from its cache)."""
@@ -93,10 +97,15 @@ class RecordLayout(SlotLayout):
             np.copyto(arrays[name], records[name])
 
     def tensors(self, buffer: np.ndarray, count: int) -> dict[str, torch.Tensor]:
-        arrays = self.arrays(buffer, count)
-        records = arrays["records"]
-        return {name: torch.from_numpy(arrays[name] if name in arrays else records[name])
-                for name in self.record_dtype.names}
+        records = buffer[:self.record_dtype.itemsize * count].view(self.record_dtype)
+        out = {}
+        for name, column in self._fields:              # per batch in the main process: views only
+            if column is None:
+                out[name] = torch.from_numpy(records[name])
+            else:
+                dtype, offset, size = column
+                out[name] = torch.from_numpy(buffer[offset:offset + size * count].view(dtype))
+        return out
 
 
 class BatchRing:
@@ -207,21 +216,24 @@ class RingBatch(dict):
 class _MainRing:
     """The main process's side of one worker's ring: mapped once, then every batch is a few views of it."""
 
-    __slots__ = ("pid", "storage", "flags", "bytes", "header", "slot_bytes", "layout")
+    __slots__ = ("pid", "storage", "flags", "bytes", "header", "slot_bytes", "layout", "_held", "_free")
 
     def __init__(self, pid: int, storage: torch.Tensor, header: int, slot_bytes: int, layout: SlotLayout):
         array = storage.numpy()
         self.pid, self.storage, self.flags, self.layout = pid, storage, array[:header], layout
         # slices of a memoryview, not of the array: numpy stops collapsing view chains at a non-array base, so
         # every tensor of a batch (and every view of those) keeps that batch's own array alive, and the
-        # finalizer that frees the slot waits for all of them
+        # slot is freed only when the last of them is gone
         self.bytes = memoryview(array)
         self.header, self.slot_bytes = header, slot_bytes
+        slots = (len(array) - header) // slot_bytes
+        self._held: list[weakref.ref | None] = [None] * slots     # the live batch array of each slot
+        self._free = [functools.partial(_release, self.flags, slot) for slot in range(slots)]
 
     def batch(self, slot: int, count: int) -> dict[str, torch.Tensor]:
         start = self.header + slot * self.slot_bytes
         held = np.frombuffer(self.bytes[start:start + self.slot_bytes], np.uint8)
-        weakref.finalize(held, _release, self.flags, slot)
+        self._held[slot] = weakref.ref(held, self._free[slot])   # a plain weakref: cheaper than finalize
         return self.layout.tensors(held, count)
 
 
@@ -249,7 +261,7 @@ def _rebuild_ring_batch(token: str, slot: int, count: int) -> dict[str, torch.Te
     return ring.batch(slot, count)
 
 
-def _release(flags: np.ndarray, slot: int) -> None:
+def _release(flags: np.ndarray, slot: int, _ref: weakref.ref | None = None) -> None:
     flags[slot] = 0
 
 
