@@ -57,24 +57,26 @@ class BlockWindow:
         self.buffer = np.empty((0, 0), dtype=np.uint8)
         self.ring = ring
 
-    def fill(self, held: list[dict[str, Any]]) -> np.ndarray:
-        """Copy (or read) the images of ``held`` blocks into the buffer; returns the filled rows."""
+    def fill(self, held: list[dict[str, Any]]) -> "WindowRows":
+        """The images of ``held`` blocks as rows: a local shard's blocks are read in place (memory-mapped, the
+        kernel asked to read them ahead), others are copied into the reused buffer."""
         first = held[0]["x"]
         sample_shape, dtype = tuple(first.shape[1:]), np.dtype(first.dtype)
         row_bytes = int(np.prod(sample_shape)) * dtype.itemsize
-        total = sum(len(b["x"]) for b in held)
-        if self.buffer.shape[0] < total or self.buffer.shape[1] != row_bytes:
-            self.buffer = np.empty((max(total, self.buffer.shape[0]), row_bytes), dtype=np.uint8)
-        rows, at = self.buffer[:total], 0
+        copied = sum(len(b["x"]) for b in held if not isinstance(b["x"], LazyBlock))
+        if self.buffer.shape[0] < copied or self.buffer.shape[1] != row_bytes:
+            self.buffer = np.empty((max(copied, self.buffer.shape[0]), row_bytes), dtype=np.uint8)
+        parts, at = [], 0
         for b in held:
             n = len(b["x"])
             if isinstance(b["x"], LazyBlock):
-                b["x"].readinto(rows[at:at + n])
+                parts.append(b["x"].rows())
             else:
-                rows[at:at + n] = np.ascontiguousarray(b["x"]).reshape(n, -1).view(np.uint8)
-            at += n
+                self.buffer[at:at + n] = np.ascontiguousarray(b["x"]).reshape(n, -1).view(np.uint8)
+                parts.append(self.buffer[at:at + n])
+                at += n
         self.sample_shape, self.dtype = sample_shape, dtype
-        return rows
+        return WindowRows(parts)
 
     def emit(self, held, batch_size, rng):
         """Yield the full batches of one permuted window; return the leftover rows as one small block."""
@@ -105,7 +107,28 @@ class BlockWindow:
         if out is None:
             out = {"x": np.empty((n, *self.sample_shape), dtype=self.dtype), "y": np.empty(n, y.dtype),
                    "idx": np.empty(n, idx.dtype)}
-        gather_rows(rows, picked, out["x"].reshape(n, -1).view(np.uint8))
+        rows.gather(picked, out["x"].reshape(n, -1).view(np.uint8))
         np.take(y, picked, out=out["y"])
         np.take(idx, picked, out=out["idx"])
+        return out
+
+
+class WindowRows:
+    """A window's rows, block after block (each a ``(n, row_bytes)`` uint8 array, mapped or copied), numbered
+    as if concatenated."""
+
+    def __init__(self, parts: list[np.ndarray]):
+        self.parts = parts
+        self.starts = np.cumsum([0, *(len(p) for p in parts)])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def gather(self, picked: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``out[:] = rows[picked]`` for sorted ``picked``: one :func:`gather_rows` per block it touches."""
+        cuts = np.searchsorted(picked, self.starts).tolist()
+        for k, part in enumerate(self.parts):
+            a, b = cuts[k], cuts[k + 1]
+            if a < b:
+                gather_rows(part, picked[a:b] - self.starts[k], out[a:b])
         return out
