@@ -86,6 +86,7 @@ def test_per_sample_items_carry_only_their_row(small_data, method):
     assert all(torch.equal(a["x"], b["x"]) and a["y"] == b["y"] for a, b in zip(expected, got))
     row = expected[0]["x"].nbytes
     assert all(s["x"].untyped_storage().nbytes() == row for s in got)   # not the block's whole buffer
+    assert all(s["x"].numpy().flags.writeable for s in got)              # its own bytes, not the message's
 
 
 def test_per_sample_items_collated_in_workers(small_data):
