@@ -10,6 +10,8 @@ Parts (comma list, default all):
   wds      - WebDataset block path, batched 256: no DataLoader and 0/2/4 workers (and torch's transport when the
              code has worker_slots), beside the page-cache read of its files
   frontier - shuffle quality / speed of the batched mmap path (course_lib.measure.shuffle_frontier)
+  parallel - the ceiling for workers: N independent processes (no DataLoader, no transport) each gathering its
+             1/N of an epoch (rank=i, world_size=N, warm maps), aggregate samples/s beside 1 process
 """
 from __future__ import annotations
 
@@ -132,6 +134,43 @@ def frontier(code: str, data: Path) -> None:
         emit(code=code, part="frontier", setting=row["setting"], neighbours=round(row["neighbours"], 3),
              displacement=round(row["displacement"], 3), samples_per_s=round(row["samples_per_s"]),
              of_page_cache=round(row["samples_per_s"] * 12304 / 1e6 / ceiling, 2))
+
+
+def _gather_share(data: Path, rank: int, world: int, barrier, ends) -> None:
+    ds = MmapShardDataset(data, shuffle="block", batch_size=256, rank=rank, world_size=world)
+    for batch in ds:                          # epoch 0: maps opened and faulted, like a persistent worker
+        touch_pages(batch)
+    ds.set_epoch(1)
+    barrier.wait()
+    n = 0
+    for batch in ds:
+        touch_pages(batch)
+        n += len(batch["y"])
+    ends.put((time.perf_counter(), n))
+
+
+def parallel(code: str, data: Path) -> None:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    runs: dict = {n: [] for n in WORKERS if n > 0}
+    for r in range(REPEAT):
+        for n in (list(runs) if r % 2 == 0 else list(runs)[::-1]):
+            barrier, ends = ctx.Barrier(n + 1), ctx.Queue()
+            procs = [ctx.Process(target=_gather_share, args=(data, i, n, barrier, ends)) for i in range(n)]
+            for p in procs:
+                p.start()
+            barrier.wait()
+            t0 = time.perf_counter()
+            got = [ends.get() for _ in procs]
+            for p in procs:
+                p.join()
+            runs[n].append(sum(k for _, k in got) / (max(t for t, _ in got) - t0))
+    base = statistics.median(runs[min(runs)])
+    for n, rates in runs.items():
+        emit(code=code, part="parallel", loader=f"{n} independent processes, no DataLoader",
+             samples_per_s=round(statistics.median(rates)), min=round(min(rates)), max=round(max(rates)),
+             of_first=round(statistics.median(rates) / base, 2))
 
 
 def main() -> int:
