@@ -173,6 +173,19 @@ def parallel(code: str, data: Path) -> None:
              of_first=round(statistics.median(rates) / base, 2))
 
 
+def prefetch(code: str, data: Path) -> None:
+    """Persistent workers with more batches in flight per worker (prefetch_factor, slots to match) and
+    out-of-order delivery: what the main process's in-order wait costs."""
+    def make(w: int, factor: int, in_order: bool):
+        return lambda: DataLoader(MmapShardDataset(data, shuffle="block", batch_size=256, worker_slots=factor + 2),
+                                  batch_size=None, num_workers=w, persistent_workers=True, prefetch_factor=factor,
+                                  in_order=in_order)
+    for w in (n for n in WORKERS if n >= 2):
+        compare(code, "prefetch", {f"{w} workers, prefetch_factor {f}{'' if o else ', in_order=False'}": make(w, f, o)
+                                   for f, o in ((2, True), (4, True), (8, True), (2, False), (4, False))},
+                persistent=True)
+
+
 def main() -> int:
     code, data = sys.argv[1], Path(sys.argv[2])
     parts = sys.argv[3].split(",") if len(sys.argv) > 3 else ["workers", "protocol", "wds", "frontier"]
