@@ -191,3 +191,20 @@ def test_block_webdataset_rings_across_persistent_epochs(small_data):
     loader = DataLoader(ds, batch_size=None, num_workers=2, persistent_workers=True)
     for epoch in range(2):
         assert sorted(torch.cat([b["idx"] for b in loader]).tolist()) == list(range(103))
+
+
+def test_a_worker_adds_rings_when_more_batches_are_in_flight(small_data):
+    """prefetch_factor 4 keeps up to 4 batches per worker in flight (plus the one the loop holds): a worker
+    that started with two slots adds rings (up to GROWTH) instead of sending batches torch's slow way."""
+    from course_lib.loaders.worker_transport import GROWTH
+
+    ds = MmapShardDataset(small_data, batch_size=4, block_size=4, seed=8, worker_slots=2)
+    expected = [b["idx"].tolist() for b in ds]
+    loader = DataLoader(ds, batch_size=None, num_workers=1, prefetch_factor=4)
+    got, storages = [], set()
+    for batch in loader:
+        storages.add(batch["x"].untyped_storage().data_ptr())
+        got.append(batch["idx"].tolist())
+        del batch
+    assert got == expected
+    assert 2 < len(storages) <= 2 * GROWTH < len(got)     # more than the first ring, all of them reused

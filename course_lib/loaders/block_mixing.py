@@ -9,11 +9,11 @@ from torch.utils.data import get_worker_info
 
 from .row_gather import gather_rows
 from .tar_reads import LazyBlock
-from .worker_transport import RING_SLOTS, LazyRing
+from .worker_transport import RING_SLOTS, RingSet
 
 
 def mix_blocks(blocks: Iterable[dict[str, Any]], window_blocks: int, batch_size: int, rng: np.random.Generator,
-               partial: bool = True, ring: LazyRing | None = None) -> Iterator[dict[str, torch.Tensor]]:
+               partial: bool = True, ring: RingSet | None = None) -> Iterator[dict[str, torch.Tensor]]:
     """Batches drawn from windows of ``window_blocks`` blocks: each window's images are read (or copied) into
     one reused buffer, its rows permuted, and every batch gathered from it with one copy; leftovers carry
     into the next window. With ``ring`` (inside a DataLoader worker) each full batch is gathered straight
@@ -39,7 +39,7 @@ class MixBlocks:
     def __init__(self, window_blocks: int, batch_size: int, rng: Callable[[], np.random.Generator],
                  partial: bool = True, worker_slots: int = RING_SLOTS):
         self.window_blocks, self.batch_size, self.rng, self.partial = window_blocks, batch_size, rng, partial
-        self.ring = LazyRing(worker_slots, batch_size)     # kept by a persistent worker across epochs
+        self.ring = RingSet(worker_slots, capacity=batch_size)   # kept by a persistent worker across epochs
 
     def __call__(self, blocks: Iterable[dict[str, Any]]) -> Iterator[dict[str, torch.Tensor]]:
         ring = None
@@ -53,7 +53,7 @@ class BlockWindow:
     """One reusable buffer holding a window's images as ``(rows, row_bytes)`` uint8; batches gathered from it go
     into ``ring`` slots when one is given and free, else into new arrays."""
 
-    def __init__(self, ring: LazyRing | None = None):
+    def __init__(self, ring: RingSet | None = None):
         self.buffer = np.empty((0, 0), dtype=np.uint8)
         self.ring = ring
 
@@ -93,11 +93,11 @@ class BlockWindow:
         """One batch of tensors: in a ring slot when there is one free, else in new arrays."""
         if self.ring is not None:
             n = len(picked)
-            slot = self.ring.acquire({"x": (self.dtype, self.sample_shape), "y": (y.dtype, ()),
-                                      "idx": (idx.dtype, ())}, n)
-            if slot is not None:
-                self.gather(rows, y, idx, picked, self.ring.arrays(slot, n))
-                return self.ring.message(slot, n)
+            handle = self.ring.acquire(n, {"x": (self.dtype, self.sample_shape), "y": (y.dtype, ()),
+                                           "idx": (idx.dtype, ())})
+            if handle is not None:
+                self.gather(rows, y, idx, picked, self.ring.arrays(handle, n))
+                return self.ring.message(handle, n)
         return {k: torch.from_numpy(v) for k, v in self.gather(rows, y, idx, picked).items()}
 
     def gather(self, rows, y, idx, picked, out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:

@@ -14,8 +14,10 @@ the WebDataset block path (:func:`~course_lib.loaders.webdataset_pipeline.make_b
   message). The worker writes a batch straight into a free slot, every array contiguous (labels included), so
   the main process only wraps the slot in tensors: no copy, no strided label gather, no dtype to unpickle.
   **What protects a batch the training loop still holds:** a slot is marked busy in shared memory until every
-  tensor viewing it is gone (a ``weakref.finalize`` on the slot's array in the main process); the worker only
-  writes to free slots, and when none is free it falls back to a fresh batch of its own (slower, never wrong).
+  tensor viewing it is gone (a weak reference to the slot's array in the main process); the worker only
+  writes to free slots. When none is free (a larger ``prefetch_factor`` keeps more batches in flight, or the
+  loop keeps some) the worker adds a ring (:class:`RingSet`, up to ``GROWTH`` rings), and past that sends a
+  fresh batch torch's way (slower, never wrong).
 - :class:`InlineSample`: a per-sample item whose tensor owns only its row and travels *inside* the pickled
   message (12 KB through the pipe) instead of through a shared-memory segment of its own.
 
@@ -37,6 +39,7 @@ import numpy as np
 import torch
 
 RING_SLOTS = 4  # per worker: DataLoader's prefetch_factor (2) in flight + the batch the loop holds + one spare
+GROWTH = 4      # rings a worker may add when every slot is held (a larger prefetch_factor): up to 4 x RING_SLOTS
 ALIGN = 64      # each array of a slot starts on a cache line
 PAGE = 4096     # each slot starts on a page
 
@@ -111,15 +114,16 @@ class RecordLayout(SlotLayout):
 class BatchRing:
     """A worker's ``slots`` reusable shared-memory buffers laid out by ``layout``, plus one busy flag per slot."""
 
-    def __init__(self, slots: int, layout: SlotLayout):
+    def __init__(self, slots: int, layout: SlotLayout, session: str | None = None, index: int = 0):
         self.slots, self.layout = int(slots), layout
+        self.session = session or secrets.token_hex(8)        # the rings of one worker's RingSet share it
         self.slot_bytes = -(-layout.nbytes // PAGE) * PAGE
         self.header = PAGE                                        # the busy flags, one page before the slots
         self.storage = torch.empty(self.header + self.slots * self.slot_bytes, dtype=torch.uint8).share_memory_()
         self.array = self.storage.numpy()
         self.flags = self.array[:self.slots]
         self.flags[:] = 0
-        self.token = f"{os.getpid()}-{secrets.token_hex(8)}"
+        self.token = f"{os.getpid()}-{self.session}-{index}"
         self.pid = os.getpid()
         self._next = 0
         self._announce = True
@@ -151,8 +155,8 @@ class BatchRing:
         """The item to yield for the filled ``slot``: the batch as tensors, pickled as a slot reference."""
         batch = RingBatch(self.layout.tensors(self.buffer(slot), count))
         if self._announce:
-            batch._ring = (_rebuild_announced, (self.token, self.storage, self.pid, self.header, self.slot_bytes,
-                                                self.layout, slot, count))
+            batch._ring = (_rebuild_announced, (self.token, self.storage, self.pid, self.session, self.header,
+                                                self.slot_bytes, self.layout, slot, count))
             self._announce = False
         else:
             batch._ring = (_rebuild_ring_batch, (self.token, slot, count))
@@ -160,42 +164,55 @@ class BatchRing:
         return batch
 
 
-class LazyRing:
-    """A worker's :class:`BatchRing` for batches whose shapes are known only when the first one is made (the
-    WebDataset block path learns the sample shape from the first block): created on the first
-    :meth:`acquire`, with a :class:`SlotLayout` of ``capacity`` samples of those columns. A plain object: it
-    holds no ring until used, so it pickles into workers; :meth:`__getstate__` leaves the ring behind."""
+class RingSet:
+    """A worker's rings: ``slots`` slots at first, and another ring of ``slots`` when every slot is held (more
+    batches in flight with a larger ``prefetch_factor``, or a loop that keeps a few), up to ``GROWTH`` rings;
+    past that a batch goes torch's usual way. ``layout`` may be left for the first :meth:`acquire` to decide
+    from its ``columns`` (the WebDataset block path learns the sample shape from the first block). A plain
+    object holding no ring until used, so it pickles into workers; :meth:`__getstate__` leaves the rings behind.
+    """
 
-    def __init__(self, slots: int = RING_SLOTS, capacity: int = 1):
-        self.slots, self.capacity = int(slots), int(capacity)
-        self.ring: BatchRing | None = None
+    def __init__(self, slots: int = RING_SLOTS, layout: SlotLayout | None = None, capacity: int = 1):
+        self.slots, self.layout, self.capacity = int(slots), layout, int(capacity)
+        self.rings: list[BatchRing] = []
 
     def restart(self) -> None:
         """A new iteration (see :meth:`BatchRing.restart`)."""
-        if self.ring is not None:
-            self.ring.restart()
+        for ring in self.rings:
+            ring.restart()
 
-    def acquire(self, columns: dict[str, tuple[Any, tuple[int, ...]]], count: int) -> int | None:
-        """A free slot for a ``count``-sample batch of ``columns``; None when every slot is held, when the batch
-        does not fit the ring's layout, or with ``slots=0`` (then send the batch torch's usual way)."""
+    def acquire(self, count: int, columns: dict[str, tuple[Any, tuple[int, ...]]] | None = None
+                ) -> tuple[BatchRing, int] | None:
+        """A free ``(ring, slot)`` for a ``count``-sample batch (of ``columns``, when given); None with
+        ``slots=0``, when the batch does not fit the layout, or when all ``GROWTH`` rings are held."""
         if not self.slots:
             return None
-        if self.ring is None:
-            self.ring = BatchRing(self.slots, SlotLayout(max(self.capacity, count), columns))
-        if not self.ring.layout.fits(columns, count):
+        if self.layout is None:
+            self.layout = SlotLayout(max(self.capacity, count), columns)
+        elif columns is not None and not self.layout.fits(columns, count) or count > self.layout.capacity:
             return None
-        return self.ring.acquire()
+        for ring in self.rings:
+            slot = ring.acquire()
+            if slot is not None:
+                return ring, slot
+        if len(self.rings) >= GROWTH:
+            return None
+        session = self.rings[0].session if self.rings else None
+        self.rings.append(BatchRing(self.slots, self.layout, session, len(self.rings)))
+        return self.rings[-1], self.rings[-1].acquire()
 
-    def arrays(self, slot: int, count: int) -> dict[str, np.ndarray]:
+    @staticmethod
+    def arrays(handle: tuple[BatchRing, int], count: int) -> dict[str, np.ndarray]:
         """See :meth:`BatchRing.arrays`."""
-        return self.ring.arrays(slot, count)
+        return handle[0].arrays(handle[1], count)
 
-    def message(self, slot: int, count: int) -> "RingBatch":
+    @staticmethod
+    def message(handle: tuple[BatchRing, int], count: int) -> "RingBatch":
         """See :meth:`BatchRing.message`."""
-        return self.ring.message(slot, count)
+        return handle[0].message(handle[1], count)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "ring": None}
+        return {**self.__dict__, "rings": []}
 
 
 class RingBatch(dict):
@@ -216,11 +233,12 @@ class RingBatch(dict):
 class _MainRing:
     """The main process's side of one worker's ring: mapped once, then every batch is a few views of it."""
 
-    __slots__ = ("pid", "storage", "flags", "bytes", "header", "slot_bytes", "layout", "_held", "_free")
+    __slots__ = ("pid", "session", "storage", "flags", "bytes", "header", "slot_bytes", "layout", "_held", "_free")
 
-    def __init__(self, pid: int, storage: torch.Tensor, header: int, slot_bytes: int, layout: SlotLayout):
+    def __init__(self, pid: int, session: str, storage: torch.Tensor, header: int, slot_bytes: int,
+                 layout: SlotLayout):
         array = storage.numpy()
-        self.pid, self.storage, self.flags, self.layout = pid, storage, array[:header], layout
+        self.pid, self.session, self.storage, self.flags, self.layout = pid, session, storage, array[:header], layout
         # slices of a memoryview, not of the array: numpy stops collapsing view chains at a non-array base, so
         # every tensor of a batch (and every view of those) keeps that batch's own array alive, and the
         # slot is freed only when the last of them is gone
@@ -240,14 +258,14 @@ class _MainRing:
 _RINGS: dict[str, _MainRing] = {}  # main process: token -> the ring of a live worker
 
 
-def _rebuild_announced(token: str, storage: torch.Tensor, pid: int, header: int, slot_bytes: int,
+def _rebuild_announced(token: str, storage: torch.Tensor, pid: int, session: str, header: int, slot_bytes: int,
                        layout: SlotLayout, slot: int, count: int) -> dict[str, torch.Tensor]:
-    """Main process, first batch of a worker's iteration: keep its ring mapped, then read the batch."""
-    for key, ring in list(_RINGS.items()):           # drop rings of workers that are gone (or restarted)
-        if key != token and (ring.pid == pid or not _alive(ring.pid)):
+    """Main process, first batch of a ring in a worker's iteration: keep the ring mapped, then read the batch."""
+    for key, ring in list(_RINGS.items()):   # drop rings of workers that are gone (or replaced: same pid, new session)
+        if key != token and (ring.pid == pid and ring.session != session or not _alive(ring.pid)):
             del _RINGS[key]
     if token not in _RINGS:
-        _RINGS[token] = _MainRing(pid, storage, header, slot_bytes, layout)
+        _RINGS[token] = _MainRing(pid, session, storage, header, slot_bytes, layout)
     return _RINGS[token].batch(slot, count)
 
 
