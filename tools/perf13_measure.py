@@ -175,9 +175,9 @@ def parallel(code: str, data: Path) -> None:
 
 def prefetch(code: str, data: Path) -> None:
     """Persistent workers with more batches in flight per worker (prefetch_factor, slots to match) and
-    out-of-order delivery: what the main process's in-order wait costs."""
+    out-of-order delivery (default worker_slots: the rings grow to what is in flight)."""
     def make(w: int, factor: int, in_order: bool):
-        return lambda: DataLoader(MmapShardDataset(data, shuffle="block", batch_size=256, worker_slots=factor + 2),
+        return lambda: DataLoader(MmapShardDataset(data, shuffle="block", batch_size=256),
                                   batch_size=None, num_workers=w, persistent_workers=True, prefetch_factor=factor,
                                   in_order=in_order)
     for w in (n for n in WORKERS if n >= 2):
