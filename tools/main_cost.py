@@ -60,7 +60,8 @@ def main() -> None:
         for w in (counts if r % 2 == 0 else counts[::-1]):
             if w not in loaders or not args.persistent:
                 ds = MmapShardDataset(args.data_dir, shuffle=args.shuffle, batch_size=args.batch_size)
-                loaders[w] = DataLoader(ds, batch_size=None, num_workers=w, persistent_workers=args.persistent and w > 0)
+                loaders[w] = DataLoader(ds, batch_size=None, num_workers=w,
+                                        persistent_workers=args.persistent and w > 0)
             runs[w].append(one_epoch(loaders[w], touch=not args.no_touch))
     base = statistics.median(x["samples_per_s"] for x in runs[counts[0]])
     for w in counts:

@@ -122,8 +122,8 @@ def loaders(data_dir: Path, files_dir: Path, batch_size: int, peers_dir: Path | 
         f"webdataset blocks, batched {batch_size}": through(lambda: make_block_webdataset(data_dir,
                                                                                          batch_size=batch_size),
                                                             None, ("wdsb",)),
-        "DataLoader per-item protocol ({'idx': int}, no data)": through(lambda: ProtocolItems(len(index_shards(data_dir))),
-                                                                         per_sample_fast, ()),
+        "DataLoader per-item protocol ({'idx': int}, no data)": through(
+            lambda: ProtocolItems(len(index_shards(data_dir))), per_sample_fast, ()),
         f"webdataset JPEG/PNG decode, batched {batch_size}": through(
             lambda: make_image_webdataset(data_dir, batch_size=batch_size), (), ("img",)),
     }  # peer libraries: measured in their own subprocesses by run_regimes (litdata switches to spawn)
