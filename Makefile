@@ -10,16 +10,24 @@ OUT    ?= build
 
 setup: $(STAMP)
 
+# uv installs the same pins as pip, in parallel (~15 s instead of ~2 min on 2 cores); pip is the fallback.
+# uv does not read pip's configuration: a find-links folder given to pip by PIP_FIND_LINKS is passed on.
+UV_ARGS := --quiet --python $(PY) $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS)) -c constraints.txt
+
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,peers]'
+	{ $(PY) -m pip install --quiet --disable-pip-version-check "$$(grep '^uv==' constraints.txt)" \
+	  && $(VENV)/bin/uv pip install $(UV_ARGS) -e '.[test,peers]'; } \
+	|| $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,peers]'
 	touch $(STAMP)
 
 course: setup                   ## generate data, execute every notebook, collect records under $(OUT)/
 	$(PY) -m course_lib.course.course_runner --out $(OUT)
 
+TEST_JOBS ?= auto               # pytest-xdist processes (one per core); whole files per process (module fixtures once)
+
 test: setup browser             ## the whole test suite (.ci/run calls exactly this)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile
 
 browser:                        ## Debian's chromium for the JupyterLab browser test (apt, when missing and root)
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \

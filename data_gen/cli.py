@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"comma-separated formats from {','.join(ALL_FORMATS)} (default {','.join(FORMATS)})")
     gen.add_argument("--jpeg-quality", type=int, default=DEFAULT_JPEG_QUALITY,
                      help=f"JPEG quality of the img format, 1-100 (default {DEFAULT_JPEG_QUALITY})")
+    gen.add_argument("--num-workers", type=int, default=None,
+                     help="processes writing shards (default: one per core, up to 4, for large datasets; 0: none)")
     gen.add_argument("--no-progress", action="store_true", help="no progress bar")
     conv = sub.add_parser("convert", help="convert your own data into shards (image folder, arrays, per-sample .npy)")
     conv.add_argument("src", metavar="SRC", help="SRC/<class>/<file>.jpg|png, a folder with x.npy + y.npy, an .npz "
@@ -82,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         generate(args.out, samples=args.samples, shard_size=args.shard_size, shape=args.shape,
                  classes=args.classes, seed=args.seed, formats=args.formats, jpeg_quality=args.jpeg_quality,
-                 progress=not args.no_progress)
+                 progress=not args.no_progress, num_workers=args.num_workers)
     except GenerateError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 
@@ -42,6 +42,29 @@ class BadSample(ValueError):
     def __init__(self, file: str, reason: str):
         super().__init__(f"{file}: {reason}")
         self.file, self.reason = file, reason
+
+
+def _good_items(read: Callable[[int], Any], name: Callable[[int], str], bad: dict[int, str], start: int,
+                stop: int, count: int, skip_bad: bool, skipped: list[dict[str, str]]) -> Iterator[tuple[int, Any]]:
+    """``(next position, read(pos))`` for up to ``count`` good items from ``start`` before ``stop``.
+
+    An item known bad (``bad``) or whose read raises :class:`BadSample` is raised, or with ``skip_bad``
+    appended to ``skipped`` (file and reason) and passed over: counted, never silently dropped."""
+    taken = 0
+    for pos in range(start, stop):
+        if taken >= count:
+            return
+        try:
+            if pos in bad:
+                raise BadSample(name(pos), bad[pos])
+            value = read(pos)
+        except BadSample as e:
+            if not skip_bad:
+                raise
+            skipped.append({"file": e.file, "reason": e.reason})
+            continue
+        taken += 1
+        yield pos + 1, value
 
 
 @dataclass
@@ -158,32 +181,28 @@ class ImageFolderSource:
     def take(self, start: int, count: int, *, stop: int | None = None, skip_bad: bool = False,
              pixels: bool = True, images: bool = True) -> Chunk:
         """Up to ``count`` good samples from position ``start`` (or all good ones in ``[start, stop)``)."""
-        stop_at = len(self) if stop is None else stop
         xs, ys, encoded, skipped = [], [], [], []
-        pos = start
-        while pos < stop_at and len(ys) < count:
+
+        def read(pos: int) -> tuple[bytes, np.ndarray, int]:
             rel, label = self.files[pos]
-            pos += 1
             try:
-                if pos - 1 in self.bad:
-                    raise BadSample(rel, self.bad[pos - 1])
-                try:
-                    data = (self.path / rel).read_bytes()
-                    x = decode_image(data, self.shape, rel)  # always: a file that does not decode is no sample
-                except UnreadableImage as e:
-                    raise BadSample(rel, str(e).split(": ", 1)[1]) from e
-                except OSError as e:
-                    raise BadSample(rel, f"cannot be read ({e.strerror})") from e
-            except BadSample as e:
-                if not skip_bad:
-                    raise
-                skipped.append({"file": e.file, "reason": e.reason})
-                continue
+                data = (self.path / rel).read_bytes()
+                return data, decode_image(data, self.shape, rel), label  # a file that does not decode is no sample
+            except UnreadableImage as e:
+                raise BadSample(rel, str(e).split(": ", 1)[1]) from e
+            except OSError as e:
+                raise BadSample(rel, f"cannot be read ({e.strerror})") from e
+
+        pos, stop_at = start, len(self) if stop is None else stop
+        for pos, (data, x, label) in _good_items(read, lambda p: self.files[p][0], self.bad, start, stop_at,
+                                                 count, skip_bad, skipped):
             ys.append(label)
             if pixels:
                 xs.append(x)
             if images:
                 encoded.append((data, image_kind(data[:16])))
+        if len(ys) < count:
+            pos = stop_at  # every item up to stop_at was read or skipped
         stacked = np.stack(xs) if pixels and xs else (np.empty((0, *self.shape), np.uint8) if pixels else None)
         return Chunk(start, pos, np.asarray(ys, dtype=np.int64), stacked, encoded if images else None, skipped)
 
@@ -409,26 +428,21 @@ class PerSampleSource:
     def take(self, start: int, count: int, *, stop: int | None = None, skip_bad: bool = False,
              pixels: bool = True, images: bool = False) -> Chunk:
         """Up to ``count`` good samples from file ``start`` (or all good ones in ``[start, stop)``)."""
-        stop_at = len(self) if stop is None else stop
         xs, ys, skipped = [], [], []
-        pos = start
-        while pos < stop_at and len(ys) < count:
-            name = self.files[pos]
-            pos += 1
+
+        def read(pos: int) -> np.void:
             try:
-                if pos - 1 in self.bad:
-                    raise BadSample(name, self.bad[pos - 1])
-                try:
-                    rec = np.load(self.path / name, allow_pickle=False).reshape(-1)[0]
-                except (ValueError, OSError, EOFError) as e:
-                    raise BadSample(name, f"does not read ({e})") from e
-            except BadSample as e:
-                if not skip_bad:
-                    raise
-                skipped.append({"file": e.file, "reason": e.reason})
-                continue
+                return np.load(self.path / self.files[pos], allow_pickle=False).reshape(-1)[0]
+            except (ValueError, OSError, EOFError) as e:
+                raise BadSample(self.files[pos], f"does not read ({e})") from e
+
+        pos, stop_at = start, len(self) if stop is None else stop
+        for pos, rec in _good_items(read, self.files.__getitem__, self.bad, start, stop_at, count, skip_bad,
+                                    skipped):
             xs.append(rec["x"])
             ys.append(int(rec["y"]))
+        if len(ys) < count:
+            pos = stop_at  # every item up to stop_at was read or skipped
         x = np.stack(xs) if xs else np.empty((0, *self.shape), np.uint8)
         return Chunk(start, pos, np.asarray(ys, dtype=np.int64), x, None, skipped)
 

@@ -5,7 +5,6 @@ import io
 from pathlib import Path
 
 import numpy as np
-import webdataset as wds
 
 from .atomic import atomic_open
 from .layout import IMAGE_EXTENSIONS, NPY, WDS, WDS_BLOCK, WDSB, record_dtype, sample_key
@@ -28,6 +27,16 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _tar_writer(f):
+    """webdataset's TarWriter on an open file: fixed integer mtime, members written as given (no encoder).
+
+    Imported here, not at module level: webdataset imports torch (seconds), which ``python -m data_gen``'s
+    argument errors and the numpy-only format do not need."""
+    import webdataset as wds
+
+    return wds.TarWriter(f, encoder=False, mtime=0)
+
+
 def write_wds_shard(path: Path, xs: np.ndarray, ys: np.ndarray, first_index: int) -> None:
     """Write samples as a WebDataset tar with webdataset's own TarWriter.
 
@@ -35,7 +44,7 @@ def write_wds_shard(path: Path, xs: np.ndarray, ys: np.ndarray, first_index: int
     adds one, doubling the headers a reader must parse).
     """
     with atomic_open(path) as f:
-        with wds.TarWriter(f, encoder=False, mtime=0) as sink:
+        with _tar_writer(f) as sink:
             for i, (x, y) in enumerate(zip(xs, ys)):
                 index = first_index + i
                 sink.write({
@@ -49,7 +58,7 @@ def write_wds_shard(path: Path, xs: np.ndarray, ys: np.ndarray, first_index: int
 def write_wdsb_shard(path: Path, xs: np.ndarray, ys: np.ndarray, first_index: int) -> None:
     """Write samples as a WebDataset tar of pre-batched blocks of ``WDS_BLOCK`` samples (``.npy`` members)."""
     with atomic_open(path) as f:
-        with wds.TarWriter(f, encoder=False, mtime=0) as sink:
+        with _tar_writer(f) as sink:
             for start in range(0, len(xs), WDS_BLOCK):
                 stop = min(start + WDS_BLOCK, len(xs))
                 sink.write({
@@ -65,7 +74,7 @@ def write_img_shard(path: Path, images: list[tuple[bytes, str]], ys: np.ndarray,
     if len(images) != len(ys):
         raise ValueError(f"{path}: {len(images)} images but {len(ys)} labels")
     with atomic_open(path) as f:
-        with wds.TarWriter(f, encoder=False, mtime=0) as sink:
+        with _tar_writer(f) as sink:
             for i, ((data, ext), y) in enumerate(zip(images, ys)):
                 if ext not in IMAGE_EXTENSIONS:
                     raise ValueError(f"{path}: image extension must be one of {IMAGE_EXTENSIONS}, got {ext!r}")

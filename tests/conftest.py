@@ -26,3 +26,12 @@ def _quiet_home(tmp_path_factory, monkeypatch):
                      ("JUPYTER_RUNTIME_DIR", "jupyter-runtime"), ("IPYTHONDIR", "ipython"),
                      ("MPLCONFIGDIR", "mpl")]:
         monkeypatch.setenv(var, str(home / sub))
+
+
+LONGEST_FIRST = ("test_notebooks.py", "test_browser.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest test files first: under pytest-xdist (`make test` runs `-n auto --dist loadfile`) one worker
+    starts the course run while the others work through the short files, instead of the course run starting last."""
+    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)

@@ -160,9 +160,32 @@ def open_and_run(page, lab, name: str) -> dict:
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
     # the kernel attached, not just an idle indicator: on a loaded machine the menu click could land before it
     page.wait_for_function(KERNEL_ATTACHED, timeout=120_000)
+    answered = answer_dialogs(page)
     page.locator(".jp-NotebookPanel .jp-Notebook .jp-CodeCell").first.click()
     assert page.locator(".jp-NotebookPanel").count() == 1
-    return run_all_cells(page)
+    return {**run_all_cells(page), "dialogs": answered}
+
+
+def answer_dialogs(page, settle_s: float = 1.0) -> list[str]:
+    """Answer any dialog JupyterLab put over the notebook with its default button; return what each said.
+
+    On a loaded machine JupyterLab can open one while the page starts (seen in CI-like runs: a dialog
+    intercepting the first click). Its text is printed, so a failure shows what it asked."""
+    seen = []
+    time.sleep(settle_s)
+    for _ in range(5):
+        dialog = page.locator(".jp-Dialog")
+        if dialog.count() == 0:
+            break
+        text = " ".join(dialog.first.inner_text().split())[:400]
+        print(f"JupyterLab dialog: {text}")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"dialog-{len(seen)}.png"))
+        seen.append(text)
+        buttons = dialog.first.locator(".jp-Dialog-button.jp-mod-accept")
+        (buttons.first if buttons.count() else dialog.first.locator(".jp-Dialog-button").last).click()
+        page.wait_for_timeout(500)
+    return seen
 
 
 def tracebacks(page) -> int:

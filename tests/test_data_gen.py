@@ -169,6 +169,7 @@ BAD_ARGS = [
     (["--seed", "-1"], "--seed"),
     (["--formats", "npy,parquet"], "--formats"),
     (["--samples", "ten"], "--samples"),
+    (["--num-workers", "-1"], "--num-workers"),
 ]
 
 
@@ -214,3 +215,15 @@ def test_cli_generate_prints_summary_with_rate(tmp_path: Path) -> None:
     assert "30 samples in 3 shards" in proc.stdout and "MB/s" in proc.stdout
     assert "sample" in proc.stderr  # the tqdm bar
     assert json.loads((tmp_path / "d/manifest.json").read_text())["complete"] is True
+
+
+def test_shards_written_by_several_processes_are_the_same_bytes(tmp_path: Path) -> None:
+    args = dict(samples=90, shard_size=20, shape=(3, 4, 4), formats=["npy", "wds", "wdsb", "img"], progress=False,
+                report=None)
+    serial = generate(tmp_path / "serial", num_workers=0, **args)
+    parallel = generate(tmp_path / "parallel", num_workers=2, **args)
+    for fmt in args["formats"]:
+        assert [e["sha256"] for e in parallel["formats"][fmt]["shards"]] == \
+            [e["sha256"] for e in serial["formats"][fmt]["shards"]]
+        assert len(parallel["formats"][fmt]["shards"]) == 5
+    assert verify(tmp_path / "parallel") == []

@@ -65,16 +65,41 @@ def test_executed_notebooks_have_no_errors_and_plots(course):
         assert any("image/png" in o.get("data", {}) for o in outputs), f"{nb_path.name} draws no plot"
 
 
-def test_nbval_replays_the_executed_notebooks(course):
+# Replayed by nbval in fresh kernels: chapter 00 (the set-up a learner runs first) and chapter 04, whose
+# DistributedSampler fingerprint cell is tagged `nbval-check-output`: the replay must print the same orders
+# (reproducible epochs, checked across kernels). Every chapter already ran once above; replaying all of them
+# doubled the suite's time for no further check.
+REPLAYED = ("00_", "04_")
+
+
+def test_nbval_replays_executed_chapters_and_their_checked_outputs(course):
     out, _ = course
     replay_records = out / "replay-verification"   # the replayed kernels write here, not into the repo's build/
     env = {**os.environ, "COURSE_VERIFICATION_DIR": str(replay_records)}
+    replayed = [p for p in sorted((out / "notebooks").glob("*.ipynb")) if p.name.startswith(REPLAYED)]
+    assert len(replayed) == len(REPLAYED)
+    checked = [c for p in replayed for c in nbformat.read(p, as_version=4).cells
+               if "nbval-check-output" in c.metadata.get("tags", [])]
+    assert checked and all(c.outputs for c in checked), "a cell nbval compares must have stored outputs"
     proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
-                           *[str(p) for p in sorted((out / "notebooks").glob("*.ipynb"))]],
-                          capture_output=True, text=True, cwd=out, env=env)
+                           "-p", "no:xdist", *map(str, replayed)], capture_output=True, text=True, cwd=out, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout
-    assert len(load_records(replay_records)) == len(NOTEBOOKS)
+    assert len(load_records(replay_records)) == len(REPLAYED)
+
+
+def test_nbval_fails_when_a_checked_output_changes(tmp_path):
+    """The check above can fail: a tagged cell whose stored output differs from the replay is reported."""
+    nb = nbformat.read(NOTEBOOKS[0], as_version=4)
+    cell = nbformat.v4.new_code_cell("print(6 * 7)", metadata={"tags": ["nbval-check-output"]})
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="41\n")]
+    cell.execution_count = 1
+    small = nbformat.v4.new_notebook(cells=[cell], metadata=nb.metadata)
+    nbformat.write(small, tmp_path / "changed.ipynb")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
+                           "-p", "no:xdist", str(tmp_path / "changed.ipynb")], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert proc.returncode != 0 and "41" in proc.stdout and "42" in proc.stdout, proc.stdout[-2000:]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,7 +15,9 @@ from course_lib import (MmapShardDataset, arrival_order, draws_by_worker, epoch_
                         make_webdataset, resume_in_fresh_process)
 from course_lib.measure.epoch_boundaries import time_epochs
 from course_lib.teaching.naive import SEED_EPOCH_ITERATOR_SOURCE, SeedStreamingDataset, exec_seed_code
+from course_lib.course.resume_run import main as resume_main
 from course_lib.measure.order_fingerprint import coverage, epoch_orders, order_fingerprint
+from course_lib.measure.order_fingerprint import main as fingerprint_main
 from course_lib.loaders.seeding import SharedEpoch, seed_everything, seed_worker, worker_rng, worker_seed_sequence
 
 TOTAL = 103  # samples in the small_data fixture
@@ -93,17 +93,18 @@ def test_order_is_a_function_of_seed_and_epoch_across_processes(small_data, load
     assert here == a
 
 
-def test_fingerprint_cli_rejects_bad_arguments(small_data):
-    out = subprocess.run([sys.executable, "-m", "course_lib.measure.order_fingerprint", "--data-dir", str(small_data),
-                          "--num-workers", "-1"], capture_output=True, text=True)
-    assert out.returncode == 2 and "--num-workers" in out.stderr
+def test_fingerprint_cli_rejects_bad_arguments(small_data, capsys):
+    # in this process: argparse's exit is the same here and under `python -m` (which the fresh-process tests run)
+    with pytest.raises(SystemExit) as stop:
+        fingerprint_main(["--data-dir", str(small_data), "--num-workers", "-1"])
+    assert stop.value.code == 2 and "--num-workers" in capsys.readouterr().err
 
 
-def test_cli_old_flags_still_work_and_say_the_new_name(small_data):
-    out = subprocess.run([sys.executable, "-m", "course_lib.measure.order_fingerprint", "--data", str(small_data),
-                          "--workers", "0", "--epochs", "0", "--seed", "42"], capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout) == fingerprints_in_fresh_process(small_data, seed=42, epochs=[0])
-    assert "--data is deprecated, use --data-dir" in out.stderr and "use --num-workers" in out.stderr
+def test_cli_old_flags_still_work_and_say_the_new_name(small_data, capsys):
+    fingerprint_main(["--data", str(small_data), "--workers", "0", "--epochs", "0", "--seed", "42"])
+    out = capsys.readouterr()
+    assert json.loads(out.out) == fingerprints_in_fresh_process(small_data, seed=42, epochs=[0])
+    assert "--data is deprecated, use --data-dir" in out.err and "use --num-workers" in out.err
 
 
 @pytest.mark.parametrize("shared", [False, True])
@@ -187,11 +188,11 @@ def test_resume_in_a_fresh_process(small_data, tmp_path, workers):
     assert len(first) == 40 and first + rest == arrival_order(ds).tolist()
 
 
-def test_resume_run_rejects_bad_arguments(small_data, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "course_lib.course.resume_run", "--data-dir", str(small_data), "--state",
-                          str(tmp_path / "s.json"), "--ids", str(tmp_path / "i.npy"), "--stop-after", "0"],
-                         capture_output=True, text=True)
-    assert out.returncode == 2 and "--stop-after" in out.stderr
+def test_resume_run_rejects_bad_arguments(small_data, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        resume_main(["--data-dir", str(small_data), "--state", str(tmp_path / "s.json"), "--ids",
+                     str(tmp_path / "i.npy"), "--stop-after", "0"])
+    assert stop.value.code == 2 and "--stop-after" in capsys.readouterr().err
 
 
 def test_worker_zero_does_not_replay_the_plain_seed():

@@ -2,13 +2,11 @@
 over a process and its DataLoader workers as PSS, so pages they share are counted once."""
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 
 import psutil
 
-from .process_memory import _rollup
+from .process_memory import PeakSampler, _rollup
 
 MB = 1e6
 
@@ -71,40 +69,19 @@ def available_mb() -> float:
     return psutil.virtual_memory().available / MB
 
 
-class PeakMemory:
-    """Context manager sampling :func:`memory_snapshot` (PSS of this process and its workers) in a thread;
-    ``peak`` holds the maxima seen, ``start`` the first sample; one more sample is taken on exit, while the
-    workers of a loader still being iterated are alive.
+class PeakMemory(PeakSampler):
+    """:class:`~.process_memory.PeakSampler` of :func:`memory_snapshot` (PSS of this process and its workers):
+    ``peak`` holds the maxima of anonymous and of file-backed memory seen, each on its own.
 
     Reading ``smaps_rollup`` costs ~25 ms per process with a few hundred MB mapped (the kernel walks the page
     tables), so samples are ``interval_s`` (1 s) apart: a faster sampler would take CPU from the loop it measures.
     """
 
     def __init__(self, interval_s: float = 1.0, include_children: bool = True, children_every_s: float = 1.0):
-        self.interval_s, self.include_children, self.children_every_s = interval_s, include_children, children_every_s
-        self._procs, self._procs_at = _processes(include_children), time.monotonic()
-        self.start = self.peak = memory_snapshot(procs=self._procs, proportional=True)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(interval_s, include_children, children_every_s)
 
-    def sample(self) -> MemorySnapshot:
-        """Take one sample now and fold it into the peak."""
-        if self.include_children and time.monotonic() - self._procs_at > self.children_every_s:
-            self._procs, self._procs_at = _processes(True), time.monotonic()
-        snap = memory_snapshot(procs=self._procs, proportional=True)
-        self.peak = MemorySnapshot(max(self.peak.anon_mb, snap.anon_mb), max(self.peak.file_mb, snap.file_mb))
-        return snap
+    def snapshot(self, procs: list[psutil.Process]) -> MemorySnapshot:
+        return memory_snapshot(procs=procs, proportional=True)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.sample()
-
-    def __enter__(self) -> "PeakMemory":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._procs_at = 0.0  # the final sample looks for children once more
-        self.sample()
+    def fold(self, peak: MemorySnapshot, snap: MemorySnapshot) -> MemorySnapshot:
+        return MemorySnapshot(max(peak.anon_mb, snap.anon_mb), max(peak.file_mb, snap.file_mb))

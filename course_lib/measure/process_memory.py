@@ -67,39 +67,68 @@ def pss_snapshot(procs: list[psutil.Process] | None = None) -> PssSnapshot:
     return PssSnapshot(anon / MB, file / MB, shmem / MB, counted)
 
 
-class PeakPss:
-    """Context manager sampling :func:`pss_snapshot` in a thread; ``peak`` holds the largest total seen
-    (with its split), ``start`` the first sample. Worker processes are looked up every ``children_every_s``."""
+class PeakSampler:
+    """Context manager sampling ``snapshot(procs)`` in a thread every ``interval_s``: ``start`` is the first
+    sample, ``peak`` what :meth:`fold` kept, and one more sample is taken on exit (while the workers of a loader
+    still being iterated are alive). ``procs`` is this process and, with ``include_children``, its descendants
+    (DataLoader workers), looked up again every ``children_every_s``. Subclasses say what a sample is."""
 
-    def __init__(self, interval_s: float = 0.1, children_every_s: float = 0.5):
-        self.interval_s, self.children_every_s = interval_s, children_every_s
+    def __init__(self, interval_s: float, include_children: bool = True, children_every_s: float = 0.5):
+        self.interval_s, self.include_children, self.children_every_s = interval_s, include_children, children_every_s
         self._me = psutil.Process()
-        self._procs, self._at = [self._me], 0.0
-        self.start = self.peak = pss_snapshot(self._procs)
+        self._procs, self._at = self._processes(), time.monotonic()
+        self.start = self.peak = self.snapshot(self._procs)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def sample(self) -> PssSnapshot:
+    def snapshot(self, procs: list[psutil.Process]):
+        """One sample of ``procs``."""
+        raise NotImplementedError
+
+    def fold(self, peak, snap):
+        """The new peak, given the old one and a sample."""
+        raise NotImplementedError
+
+    def _processes(self) -> list[psutil.Process]:
+        if not self.include_children:
+            return [self._me]
+        try:
+            return [self._me, *self._me.children(recursive=True)]
+        except psutil.Error:
+            return [self._me]
+
+    def sample(self):
         """One sample now, folded into the peak."""
-        if time.monotonic() - self._at > self.children_every_s:
-            try:
-                self._procs = [self._me, *self._me.children(recursive=True)]
-            except psutil.Error:
-                pass
-            self._at = time.monotonic()
-        snap = pss_snapshot(self._procs)
-        if snap.total_mb > self.peak.total_mb:
-            self.peak = snap
+        if self.include_children and time.monotonic() - self._at > self.children_every_s:
+            self._procs, self._at = self._processes(), time.monotonic()
+        snap = self.snapshot(self._procs)
+        self.peak = self.fold(self.peak, snap)
         return snap
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             self.sample()
 
-    def __enter__(self) -> "PeakPss":
+    def __enter__(self):
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        self._at = 0.0  # the final sample looks for children once more
+        self.sample()
+
+
+class PeakPss(PeakSampler):
+    """:class:`PeakSampler` of :func:`pss_snapshot`: ``peak`` is the sample with the largest total (with its
+    split into anonymous, file-backed and shared memory)."""
+
+    def __init__(self, interval_s: float = 0.1, children_every_s: float = 0.5):
+        super().__init__(interval_s, include_children=True, children_every_s=children_every_s)
+
+    def snapshot(self, procs: list[psutil.Process]) -> PssSnapshot:
+        return pss_snapshot(procs)
+
+    def fold(self, peak: PssSnapshot, snap: PssSnapshot) -> PssSnapshot:
+        return snap if snap.total_mb > peak.total_mb else peak
