@@ -213,6 +213,45 @@ def test_block_path_mixes_and_is_reproducible(small_data):
     assert all(len(b["idx"]) == 8 for b in full) and sum(len(b["idx"]) for b in full) == 96
 
 
+def test_block_path_reads_a_shard_once_per_process_and_sees_it_change(small_data, tmp_path, monkeypatch):
+    """A local shard read through intact keeps its member list and its memory map: the next epoch parses no tar
+    header; a shard replaced on disk (another size, time or inode) is read afresh."""
+    from course_lib.loaders import tar_reads
+
+    data = tmp_path / "data"
+    shutil.copytree(small_data, data)
+    first = ids(make_block_webdataset(data, batch_size=8, window_blocks=2, shardshuffle=False))
+    assert sorted(first) == ALL
+    with monkeypatch.context() as m:
+        m.setattr(tar_reads.tarfile, "open", _no_tar_parsing)
+        again = ids(make_block_webdataset(data, batch_size=8, window_blocks=2, shardshuffle=False))
+    assert again == first
+    shards = [str(p) for p in sorted((data / "wdsb").glob("*.tar"))]
+    last = ids(make_block_webdataset([shards[-1]], batch_size=8))   # the short shard
+    replaced = Path(shards[0]).with_suffix(".new")
+    shutil.copyfile(shards[-1], replaced)
+    replaced.replace(shards[0])                       # shard 0 now holds the short shard's samples
+    changed = ids(make_block_webdataset(shards, batch_size=8, window_blocks=2, shardshuffle=False))
+    assert ids(make_block_webdataset([shards[0]], batch_size=8)) == last
+    assert sorted(changed) == sorted(last + ids(make_block_webdataset(shards[1:], batch_size=8)))
+
+
+def _no_tar_parsing(*args, **kwargs):
+    raise AssertionError("the tar headers were parsed again")
+
+
+def test_window_rows_gather_across_blocks_like_one_array():
+    from course_lib.loaders.block_mixing import WindowRows
+
+    parts = [np.arange(k * 100, k * 100 + n * 4, dtype=np.uint8).reshape(n, 4) for k, n in enumerate([3, 5, 2])]
+    whole = np.concatenate(parts)
+    rows = WindowRows(parts)
+    assert len(rows) == 10
+    for picked in ([0, 1, 2], [2, 3, 9], [4, 5, 6, 7], list(range(10)), [9]):
+        out = np.empty((len(picked), 4), np.uint8)
+        np.testing.assert_array_equal(rows.gather(np.array(picked), out), whole[picked])
+
+
 @pytest.mark.parametrize("size,initial", [(1, 1), (10, 10), (10, 3), (50, 50), (200, 200)])
 def test_shuffle_buffer_keeps_every_sample_and_fills_first(size, initial):
     from course_lib.loaders.shuffle_buffer import shuffled

@@ -17,7 +17,7 @@ from .runtime import check_non_negative, check_positive, current_worker, rank_an
 from .seeding import SharedEpoch
 from .shard_index import ShardHeader, index_shards
 from .vocabulary import renamed_keywords
-from .worker_transport import RING_SLOTS, BatchRing, inline_sample
+from .worker_transport import RING_SLOTS, RecordLayout, RingSet, inline_sample
 
 Sample = dict[str, torch.Tensor]
 _STATE_KEYS = ("seed", "shuffle", "block_size", "window_blocks", "run_length", "rank", "world_size", "drop_last",
@@ -49,7 +49,8 @@ class MmapShardDataset(IterableDataset):
     - Inside DataLoader workers, batches are gathered straight into ``worker_slots`` reused shared-memory
       slots per worker and per-sample items carry only their own row (``worker_transport``): what torch does
       by default (a fresh shared-memory segment per tensor) cost more than the reading itself.
-      ``worker_slots=0`` sends items torch's default way (kept to measure the difference).
+      ``worker_slots=0`` sends items torch's default way (kept to measure the difference). A worker whose
+      slots are all held (``prefetch_factor`` > 2) adds rings of ``worker_slots`` slots, up to 4.
     - ``read_ahead`` (default on): as each window of the plan begins, ask the kernel for the next one
       (``madvise(MADV_WILLNEED)``), so a cold cache reads ahead of the gathers.
     - ``run_length``: with the block shuffle, permute runs of that many consecutive samples instead of
@@ -91,7 +92,7 @@ class MmapShardDataset(IterableDataset):
         self._position = ResumePosition()
         self.worker_slots, self.read_ahead, self.run_length = worker_slots, read_ahead, run_length
         self._maps: list[np.ndarray] | None = None
-        self._ring: BatchRing | None = None
+        self._ring: RingSet | None = None
 
     @property
     def errors(self):
@@ -187,18 +188,20 @@ class MmapShardDataset(IterableDataset):
     def _ring_batches(self) -> Iterator[Sample]:
         """Inside a DataLoader worker: each batch gathered straight into a reused shared-memory slot
         (see ``worker_transport``); a fresh batch only when the main process still holds every slot."""
-        dtype = self.index.dtype
         if self._ring is None:
-            self._ring = BatchRing(self.worker_slots, self.batch_size * dtype.itemsize)
-        ring = self._ring
-        ring.restart()
+            self._ring = RingSet(self.worker_slots, RecordLayout(self.batch_size, self.index.dtype))
+        rings = self._ring
+        layout = rings.layout
+        rings.restart()
         for ids in self.batch_ids():
-            slot = ring.acquire()
-            if slot is None:
+            handle = rings.acquire(len(ids))
+            if handle is None:
                 yield batch_tensors(self._gather(ids))
                 continue
-            self._gather(ids, ring.records(slot, dtype, len(ids)))
-            yield ring.message(slot, dtype, len(ids), batch_tensors)
+            arrays = rings.arrays(handle, len(ids))
+            self._gather(ids, arrays["records"])
+            layout.fill_scalars(arrays)
+            yield rings.message(handle, len(ids))
 
     def batch_ids(self) -> Iterator[np.ndarray]:
         """The sorted global ids of each batch this rank and worker yields this epoch (what ``__iter__`` reads).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import mmap
 import os
 import re
 import tarfile
@@ -91,6 +92,35 @@ class LazyBlock:
         """Fill ``rows`` (a ``(n, row_bytes)`` uint8 array) with this block's bytes."""
         self.ref.readinto(memoryview(rows.reshape(-1)), self.data_offset)
 
+    def rows(self, advise: bool = True) -> np.ndarray:
+        """This block's images as read-only ``(n, row_bytes)`` uint8 rows of the memory-mapped shard: gathering
+        from them is the only copy. ``advise`` asks the kernel to start reading them (``MADV_WILLNEED``)."""
+        start = self.ref.offset + self.data_offset
+        nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        mapped, rows = mapped_shard(self.ref.path)
+        if start + nbytes > len(rows):
+            raise ShardReadError(f"{self.ref.path}: block at byte {start:,} runs past the end of the file")
+        if advise:
+            aligned = start - start % mmap.PAGESIZE
+            mapped.madvise(mmap.MADV_WILLNEED, aligned, start + nbytes - aligned)
+        return rows[start:start + nbytes].reshape(self.shape[0], -1)
+
+
+_MAPPED: dict[str, tuple[tuple[int, int, int], mmap.mmap, np.ndarray]] = {}
+
+
+def mapped_shard(path: str) -> tuple[mmap.mmap, np.ndarray]:
+    """A read-only memory map of a local shard and its bytes as a uint8 array, mapped once per process (mapped
+    again when the file changed: size, modification time or inode)."""
+    st = os.stat(path)
+    identity = (st.st_size, st.st_mtime_ns, st.st_ino)
+    cached = _MAPPED.get(path)
+    if cached is None or cached[0] != identity:
+        with open(path, "rb") as f:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        cached = _MAPPED[path] = (identity, mapped, np.frombuffer(mapped, np.uint8))
+    return cached[1], cached[2]
+
 
 END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE  # a tar ends with two zero blocks (then zero padding)
 TAIL_KEPT = 1 << 16                      # bytes a stream keeps of what it read last (covers the end blocks)
@@ -153,10 +183,21 @@ def _members(url: str, stream: Any, lazy: bool) -> Iterator[tuple[str, Any]]:
 
     Raises ``tarfile.ReadError`` (or ``ShardReadError``) for a member cut short, and ``ShardReadError`` when the
     archive ends without its end-of-archive blocks, which ``tarfile`` alone would take for a normal end.
+    A local lazy shard read through intact keeps its member list for this process: read again unchanged (same
+    size, modification time and inode), its tar headers are not parsed again.
     """
     local = lazy and "://" not in url and getattr(stream, "seekable", lambda: False)()
     source = stream if local else TailReader(stream)
-    size = os.fstat(stream.fileno()).st_size if local else None
+    size = identity = None
+    if local:
+        st = os.fstat(stream.fileno())
+        size, identity = st.st_size, (st.st_size, st.st_mtime_ns, st.st_ino)
+        cached = _MEMBERS.get(url)
+        if cached is not None and cached[0] == identity:      # this very file was read through before
+            for name, offset, length in cached[1]:
+                yield name, MemberRef(url, offset, length)
+            return
+    listed = []
     with tarfile.open(fileobj=source, mode="r:" if local else "r|*") as tar:
         for info in tar:
             if not info.isreg() or _META.match(info.name):
@@ -164,6 +205,7 @@ def _members(url: str, stream: Any, lazy: bool) -> Iterator[tuple[str, Any]]:
             if local:
                 if info.offset_data + info.size > size:
                     raise tarfile.ReadError(f"member {info.name} runs past the end of the file")
+                listed.append((info.name, info.offset_data, info.size))
                 yield info.name, MemberRef(url, info.offset_data, info.size)
             else:
                 yield info.name, tar.extractfile(info).read()
@@ -175,6 +217,11 @@ def _members(url: str, stream: Any, lazy: bool) -> Iterator[tuple[str, Any]]:
         problem = _end_problem(rest, tar.offset)
         if problem:
             raise ShardReadError(problem)
+    if local:
+        _MEMBERS[url] = (identity, listed)     # read through and intact: the next epoch skips the tar headers
+
+
+_MEMBERS: dict[str, tuple[tuple[int, int, int], list[tuple[str, int, int]]]] = {}  # local lazy shard -> members
 
 
 def _key(name: str) -> tuple[str | None, str]:

@@ -23,12 +23,13 @@ from data_gen.layout import WDS, WDS_BLOCK, WDSB, format_dir, shard_glob
 from .block_mixing import MixBlocks
 from .keyed_rng import keyed_rng
 from .npy_members import BLOCK_MEMBERS, SAMPLE_MEMBERS, decode_block, decode_sample
-from .runtime import check_positive, check_split, current_rank, current_worker
+from .runtime import check_non_negative, check_positive, check_split, current_rank, current_worker
 from .shard_errors import ErrorLog, MissingShardError, ShardReadError
 from .shard_index import ShardExpectation, manifest_shards
 from .shuffle_buffer import ShuffleBuffer
 from .tar_reads import ShardSamples, open_shard
 from .vocabulary import renamed_keywords
+from .worker_transport import RING_SLOTS
 
 Source = str | Path | Sequence[str]
 SHUFFLE_SALT, RESAMPLE_SALT, MIX_SALT = 1, 2, 3   # one keyed stream per use within a worker
@@ -151,11 +152,14 @@ def make_webdataset(source: Source, *, shuffle_buffer: int = 1000, seed: int = 0
 def make_block_webdataset(source: Source, *, batch_size: int = 256, window_blocks: int = 8,
                           seed: int = 0, epoch: int = 0, handler: str = "raise", shardshuffle: bool = True,
                           rank: int | None = None, world_size: int | None = None,
-                          partial: bool = True) -> ShardPipeline:
+                          partial: bool = True, worker_slots: int = RING_SLOTS) -> ShardPipeline:
     """The fast path over data_gen ``wdsb`` shards: blocks of samples, shuffled within a window of
-    ``window_blocks`` blocks, yielded as ready batches ``{"x", "y", "idx"}`` of tensors."""
+    ``window_blocks`` blocks, yielded as ready batches ``{"x", "y", "idx"}`` of tensors. Inside DataLoader
+    workers each batch is gathered into one of ``worker_slots`` reused shared-memory slots per worker
+    (``worker_transport``; 0: torch's default, a fresh shared-memory segment per tensor)."""
     check_positive("window_blocks", window_blocks)
     check_positive("batch_size", batch_size)
+    check_non_negative("worker_slots", worker_slots)
     expected = _expected(source, WDSB, None)
     urls = shard_urls(source, WDSB)
     errors = ErrorLog(handler, urls)
@@ -163,7 +167,8 @@ def make_block_webdataset(source: Source, *, batch_size: int = 256, window_block
                              world_size=world_size, errors=errors)
     pipeline.append(ShardSamples(expected, errors, BLOCK_MEMBERS, lazy=True, per_item=WDS_BLOCK))
     pipeline.append(wds.map(decode_block, handler=errors))
-    pipeline.append(MixBlocks(window_blocks, batch_size, functools.partial(pipeline.worker_rng, MIX_SALT), partial))
+    pipeline.append(MixBlocks(window_blocks, batch_size, functools.partial(pipeline.worker_rng, MIX_SALT), partial,
+                              worker_slots))
     return pipeline
 
 

@@ -22,12 +22,13 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 
 from data_gen.layout import WDS
 
 from ..course.verification import backend, package_versions
 from ..loaders.mmap_shards import MmapShardDataset
+from ..loaders.runtime import current_worker
 from ..loaders.shard_index import index_shards
 from ..loaders.vocabulary import add_data_dir_argument, add_num_workers_argument, renamed_keywords
 from ..loaders.webdataset_pipeline import make_block_webdataset, make_webdataset, shard_urls
@@ -48,6 +49,19 @@ SLOW_CAP = 10_000  # samples measured per run for per-sample tar/file loaders an
 
 def _identity(item):
     return item
+
+
+class ProtocolItems(IterableDataset):
+    """``{"idx": i}`` for ``i`` in ``range(n)``, split across DataLoader workers, no data at all: what the
+    DataLoader's own per-item protocol costs (an index sent to a worker, a result pickled back, a profiler
+    record), the bound on any loader that sends one sample per item through workers."""
+
+    def __init__(self, n: int):
+        self.n = int(n)
+
+    def __iter__(self):
+        worker, workers = current_worker()
+        return ({"idx": i} for i in range(worker, self.n, workers))
 
 
 def stock_webdataset(data_dir: Path):
@@ -109,6 +123,8 @@ def loaders(data_dir: Path, files_dir: Path, batch_size: int, peers_dir: Path | 
         f"webdataset blocks, batched {batch_size}": through(lambda: make_block_webdataset(data_dir,
                                                                                          batch_size=batch_size),
                                                             None, ("wdsb",)),
+        "DataLoader per-item protocol ({'idx': int}, no data)": through(
+            lambda: ProtocolItems(len(index_shards(data_dir))), per_sample_fast, ()),
         f"webdataset JPEG/PNG decode, batched {batch_size}": through(
             lambda: make_image_webdataset(data_dir, batch_size=batch_size), (), ("img",)),
     }  # peer libraries: measured in their own subprocesses by run_regimes (litdata switches to spawn)
@@ -169,7 +185,8 @@ def run(data_dir: Path, *, repeat: int = 3, num_workers: Iterable[int | None] = 
                 loader = spec.make(w)  # one object, iterated `repeat` times: like epochs of one training run
                 whole = spec.full is None or w in spec.full
                 cap = max_samples if whole else min(max_samples or SLOW_CAP, SLOW_CAP)
-                runs = [measure_throughput(loader, bytes_per_sample=index.bytes_per_sample, warmup=1,
+                per_sample = index.bytes_per_sample if spec.needs else 0   # no data read: no MB/s
+                runs = [measure_throughput(loader, bytes_per_sample=per_sample, warmup=1,
                                            max_samples=cap, progress=progress, label=label)
                         for _ in range(repeat)]
                 sps = statistics.median(r.samples_per_s for r in runs)
