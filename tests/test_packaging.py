@@ -48,3 +48,17 @@ def test_ci_runs_exactly_the_readme_test_command():
     ci = [l for l in (ROOT / ".ci/run").read_text().splitlines() if l.strip() and not l.startswith("#")]
     assert ci[-1].strip() == "make test"
     assert "make test" in (ROOT / "README.md").read_text()
+
+
+def test_every_data_file_of_the_package_is_declared_package_data():
+    """A non-editable install carries only .py files unless package-data names the rest (e.g. chapter 05's
+    reference figures): every other file under course_lib/ and data_gen/ must match a declared pattern."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    declared = {ROOT.joinpath(*pkg.split("."), "x").parent: patterns
+                for pkg, patterns in setuptools.get("package-data", {}).items()}
+    data = [p for top in ("course_lib", "data_gen") for p in (ROOT / top).rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts]
+    assert data, "no data files found: the check would pass vacuously"
+    for path in data:
+        assert any(path.relative_to(pkg).match(pat) for pkg, pats in declared.items() if pkg in path.parents
+                   for pat in pats), f"{path.relative_to(ROOT)} is not package-data in pyproject.toml"
