@@ -50,7 +50,7 @@ def quiet_lab_settings(config: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+def lab(tmp_path_factory, runtime_dir):
     """A JupyterLab server on a free loopback port with a token, serving parameterized chapter copies."""
     root = tmp_path_factory.mktemp("lab")
     data = root / "data"
@@ -63,8 +63,9 @@ def lab(tmp_path_factory):
     port, token = free_port(), secrets.token_hex(16)
     env = lab_env()
     for var, sub in [("JUPYTER_CONFIG_DIR", "jupyter-config"), ("JUPYTER_DATA_DIR", "jupyter-data"),
-                     ("JUPYTER_RUNTIME_DIR", "jupyter-runtime"), ("IPYTHONDIR", "ipython"), ("MPLCONFIGDIR", "mpl")]:
+                     ("IPYTHONDIR", "ipython"), ("MPLCONFIGDIR", "mpl")]:
         env[var] = str(root / sub)            # nothing written into the real $HOME
+    env["JUPYTER_RUNTIME_DIR"] = runtime_dir  # short: kernel sockets are named after it (see conftest)
     env["COURSE_VERIFICATION_DIR"] = str(root / "verification")
     quiet_lab_settings(Path(env["JUPYTER_CONFIG_DIR"]))
     log = open(root / "lab.log", "wb")
@@ -181,6 +182,8 @@ def answer_dialogs(page, settle_s: float = 1.0) -> list[str]:
         print(f"JupyterLab dialog: {text}")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"dialog-{len(seen)}.png"))
+        if "error" in text.lower():
+            raise AssertionError(f"JupyterLab reported an error before any cell ran: {text}")
         seen.append(text)
         buttons = dialog.first.locator(".jp-Dialog-button.jp-mod-accept")
         (buttons.first if buttons.count() else dialog.first.locator(".jp-Dialog-button").last).click()
