@@ -62,3 +62,13 @@ def test_every_data_file_of_the_package_is_declared_package_data():
     for path in data:
         assert any(path.relative_to(pkg).match(pat) for pkg, pats in declared.items() if pkg in path.parents
                    for pat in pats), f"{path.relative_to(ROOT)} is not package-data in pyproject.toml"
+
+
+def test_importing_course_lib_leaves_pyplot_for_the_first_plot():
+    """Every torchrun rank, spawned worker and peer subprocess imports course_lib; pyplot (~1 s) waits for a plot."""
+    import subprocess
+    import sys
+    code = ("import sys, course_lib; assert 'matplotlib.pyplot' not in sys.modules; "
+            "import matplotlib; matplotlib.use('Agg'); from course_lib.course.plots import plt; plt.figure(); "
+            "assert 'matplotlib.pyplot' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -18,7 +18,10 @@ from course_lib import MmapShardDataset, make_block_webdataset
 from course_lib.loaders.worker_transport import (BatchRing, InlineSample, RecordLayout, RingBatch, SlotLayout,
                                                  _rebuild_ring_batch, inline_sample)
 
-METHODS = [m for m in ("fork", "spawn", "forkserver") if m in multiprocessing.get_all_start_methods()]
+# fork, and spawn: what crosses to a spawn worker (the pickled dataset, the ring announced once) is what crosses to
+# a forkserver worker, and each spawn worker imports torch afresh (seconds). tests/test_start_methods.py runs
+# every loader, rings included, under all three methods, forkserver too.
+METHODS = [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
 
 
 def _same(a: dict, b: dict) -> bool:

@@ -4,10 +4,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from ..measure.throughput import SEED_BAR, ThroughputResult, clears_seed_bar
+
+
+class _Pyplot:
+    """``matplotlib.pyplot``, imported at the first plot. Every process that imports ``course_lib`` - torchrun
+    ranks, spawned DataLoader workers, peer subprocesses - would otherwise pay ~0.9 s for a module only a
+    notebook uses."""
+
+    def __getattr__(self, name: str) -> Any:
+        import matplotlib.pyplot
+
+        return getattr(matplotlib.pyplot, name)
+
+
+plt = _Pyplot()
 
 
 def throughput_bars(results: Sequence[ThroughputResult], *, ax=None, ceiling_mb_s: float | None = None,
