@@ -132,26 +132,20 @@ def hf_specs(image_dir: Path, peers_dir: Path, *, batch_size: int, crop_size: in
     shape = index.dtype["x"].shape
     raw_dir, jpeg_dir = peers_dir / "hf-raw", peers_dir / "hf-jpeg"
     source = {"data": str(Path(image_dir).resolve()), "samples": len(index)}
-    if not _stamp_ok(raw_dir, source):
+    labels = {"y": datasets.Value("int64"), "idx": datasets.Value("int64")}
+    conversions = [("raw", raw_dir, _raw_records, {"x": datasets.Array3D(shape=shape, dtype="uint8"), **labels}),
+                   ("JPEG", jpeg_dir, _hf_jpeg_records, {"jpg": datasets.Image(), **labels})]
+    for regime, out, records, features in conversions:   # each converted once; a stamp says from what
+        if _stamp_ok(out, source):
+            continue
         started = time.perf_counter()
-        features = datasets.Features({"x": datasets.Array3D(shape=shape, dtype="uint8"),
-                                      "y": datasets.Value("int64"), "idx": datasets.Value("int64")})
-        ds = datasets.Dataset.from_generator(_raw_records, gen_kwargs={"image_dir": Path(image_dir)},
-                                             features=features, cache_dir=str(peers_dir / "hf-cache"))
-        shutil.rmtree(raw_dir, ignore_errors=True)
-        ds.save_to_disk(str(raw_dir))
-        _write_stamp(raw_dir, source)
-        timings["HF datasets raw conversion"] = time.perf_counter() - started
-    if not _stamp_ok(jpeg_dir, source):
-        started = time.perf_counter()
-        features = datasets.Features({"jpg": datasets.Image(), "y": datasets.Value("int64"),
-                                      "idx": datasets.Value("int64")})
-        ds = datasets.Dataset.from_generator(_hf_jpeg_records, gen_kwargs={"image_dir": Path(image_dir)},
-                                             features=features, cache_dir=str(peers_dir / "hf-cache"))
-        shutil.rmtree(jpeg_dir, ignore_errors=True)
-        ds.save_to_disk(str(jpeg_dir))
-        _write_stamp(jpeg_dir, source)
-        timings["HF datasets JPEG conversion"] = time.perf_counter() - started
+        ds = datasets.Dataset.from_generator(records, gen_kwargs={"image_dir": Path(image_dir)},
+                                             features=datasets.Features(features),
+                                             cache_dir=str(peers_dir / "hf-cache"))
+        shutil.rmtree(out, ignore_errors=True)
+        ds.save_to_disk(str(out))
+        _write_stamp(out, source)
+        timings[f"HF datasets {regime} conversion"] = time.perf_counter() - started
     shutil.rmtree(peers_dir / "hf-cache", ignore_errors=True)
     raw_bpp, jpeg_bpp = index.bytes_per_sample, jpeg_bytes_per_sample(image_dir)
     map_style = _HFMapStyle(raw_dir, batch_size, seed)
