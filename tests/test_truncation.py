@@ -83,12 +83,19 @@ CUTS = ["inside the first header", "inside a header", "inside a member", "betwee
         "exactly between samples", "before the end-of-archive blocks", "inside the end-of-archive blocks"]
 
 
+def _cut_at(data: Path, tmp_path: Path, fmt: str, cut: str, keep_manifest: bool = True):
+    """The dataset copied with shard BAD cut at ``cut``: (pipeline builder, items per tar sample, complete items
+    before the cut, copy's root, the cut shard)."""
+    build, per_item = PIPELINES[fmt]
+    offset, items = tar_cuts(sorted((data / fmt).iterdir())[BAD], per_item)[cut]
+    root, bad = _cut(data, tmp_path, fmt, offset, keep_manifest=keep_manifest)
+    return build, per_item, items, root, bad
+
+
 @pytest.mark.parametrize("cut", CUTS)
 @pytest.mark.parametrize("fmt", ["wds", "wdsb"])
 def test_cut_tar_raises_naming_the_shard(data, tmp_path, fmt, cut):
-    build, per_item = PIPELINES[fmt]
-    offset, _ = tar_cuts(sorted((data / fmt).iterdir())[BAD], per_item)[cut]
-    root, bad = _cut(data, tmp_path, fmt, offset)
+    build, _, _, root, bad = _cut_at(data, tmp_path, fmt, cut)
     with pytest.raises(ShardError, match=bad.name):
         _quietly(build(root))
 
@@ -96,9 +103,7 @@ def test_cut_tar_raises_naming_the_shard(data, tmp_path, fmt, cut):
 @pytest.mark.parametrize("cut", CUTS)
 @pytest.mark.parametrize("fmt", ["wds", "wdsb"])
 def test_cut_tar_warns_and_counts_the_samples_lost(data, tmp_path, fmt, cut):
-    build, per_item = PIPELINES[fmt]
-    offset, items = tar_cuts(sorted((data / fmt).iterdir())[BAD], per_item)[cut]
-    root, bad = _cut(data, tmp_path, fmt, offset)
+    build, per_item, items, root, bad = _cut_at(data, tmp_path, fmt, cut)
     pipeline = build(root, handler="warn")
     got = _quietly(pipeline)
     delivered = min(items * per_item, DATA["shard_size"])
@@ -111,9 +116,7 @@ def test_cut_tar_warns_and_counts_the_samples_lost(data, tmp_path, fmt, cut):
 @pytest.mark.parametrize("fmt", ["wds", "wdsb"])
 def test_cut_tar_without_a_manifest_is_still_found(data, tmp_path, fmt, cut):
     """No manifest: the missing end-of-archive blocks give the cut away; the loss is reported as unknown."""
-    build, per_item = PIPELINES[fmt]
-    offset, items = tar_cuts(sorted((data / fmt).iterdir())[BAD], per_item)[cut]
-    root, bad = _cut(data, tmp_path, fmt, offset, keep_manifest=False)
+    build, per_item, items, root, bad = _cut_at(data, tmp_path, fmt, cut, keep_manifest=False)
     with pytest.raises(ShardError, match=bad.name):
         _quietly(build(root / fmt))
     pipeline = build(root / fmt, handler="warn")
