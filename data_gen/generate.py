@@ -52,10 +52,7 @@ def generate(
     (default: one per core, up to 4, for datasets over ``PARALLEL_BYTES``; 0 or 1: in this process); the
     files are the same bytes either way.
     """
-    params = _check_args(samples, shard_size, tuple(shape), classes, seed, formats)
-    if num_workers is not None and (isinstance(num_workers, bool) or not isinstance(num_workers, int)
-                                    or num_workers < 0):
-        raise GenerateError("--num-workers", f"must be a non-negative integer, got {num_workers!r}")
+    params = _check_args(samples, shard_size, tuple(shape), classes, seed, formats, num_workers)
     formats = list(dict.fromkeys(formats))
     if "img" in formats:
         _check_img(params["shape"], jpeg_quality)
@@ -65,8 +62,8 @@ def generate(
         _set_img_encoding(out, manifest, jpeg_quality)
     ranges = shard_ranges(samples, shard_size)
     started, written = time.perf_counter(), 0
-    jobs = [(shard, start, stop) for shard, (start, stop) in enumerate(ranges)]
-    processes = _processes(num_workers, len(jobs), samples * _sample_bytes(params["shape"]) * len(formats))
+    jobs = list(enumerate(ranges))
+    processes = _processes(num_workers, len(jobs), samples * int(np.prod(params["shape"])) * len(formats))
     write = partial(_write_shards, out, manifest, formats, seed, params["shape"], classes, jpeg_quality)
     with tqdm(total=samples * len(formats), unit="sample", desc=f"data_gen {out}",
               disable=not progress, smoothing=0.1) as bar, _pool(processes) as pool:
@@ -76,8 +73,7 @@ def generate(
                 written += entry["bytes"]
             if entries:
                 write_manifest(out, manifest)
-            start, stop = ranges[shard]
-            bar.update((stop - start) * len(formats))
+            bar.update((ranges[shard][1] - ranges[shard][0]) * len(formats))
     manifest["complete"] = True
     write_manifest(out, manifest)
     seconds = time.perf_counter() - started
@@ -94,10 +90,6 @@ PARALLEL_BYTES = 256 << 20  # below this, starting processes costs more than it 
 MAX_PROCESSES = 4
 
 
-def _sample_bytes(shape: tuple[int, ...]) -> int:
-    return int(np.prod(shape))
-
-
 def _processes(num_workers: int | None, shards: int, total_bytes: int) -> int:
     """How many processes write shards (0: this one)."""
     if num_workers is None:
@@ -110,9 +102,9 @@ def _pool(processes: int):
 
 
 def _write_shards(out: Path, manifest: dict[str, Any], formats: list[str], seed: int, shape: tuple[int, ...],
-                  classes: int, jpeg_quality: int, job: tuple[int, int, int]) -> tuple[int, dict[str, Any]]:
+                  classes: int, jpeg_quality: int, job: tuple[int, tuple[int, int]]) -> tuple[int, dict[str, Any]]:
     """Write one shard index in every format whose file is missing or damaged; ``(shard, {format: entry})``."""
-    shard, start, stop = job
+    shard, (start, stop) = job
     todo = [f for f in formats if not _reusable(out, manifest, f, shard)]
     if not todo:
         return shard, {}
@@ -120,7 +112,7 @@ def _write_shards(out: Path, manifest: dict[str, Any], formats: list[str], seed:
     return shard, {fmt: _write_shard(out, fmt, shard, xs, ys, start, jpeg_quality) for fmt in todo}
 
 
-def _check_args(samples, shard_size, shape, classes, seed, formats) -> dict[str, Any]:
+def _check_args(samples, shard_size, shape, classes, seed, formats, num_workers=None) -> dict[str, Any]:
     def positive(name: str, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise GenerateError(name, f"must be a positive integer, got {value!r}")
@@ -132,8 +124,13 @@ def _check_args(samples, shard_size, shape, classes, seed, formats) -> dict[str,
         raise GenerateError("--shape", f"needs 1 to 4 dimensions, got {shape!r}")
     for dim in shape:
         positive("--shape", dim)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise GenerateError("--seed", f"must be a non-negative integer, got {seed!r}")
+    def non_negative(name: str, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise GenerateError(name, f"must be a non-negative integer, got {value!r}")
+
+    non_negative("--seed", seed)
+    if num_workers is not None:
+        non_negative("--num-workers", num_workers)
     formats = list(formats)
     if not formats:
         raise GenerateError("--formats", "needs at least one format")
