@@ -35,12 +35,14 @@ def evict(paths: Iterable[Path]) -> int:
     """Ask the OS to drop these files from the page cache (``posix_fadvise DONTNEED``; no root needed).
 
     The next read then comes from the disk, as in a fresh boot. Advisory: pages mapped by a live process
-    stay. Returns the number of files advised.
+    stay. Dirty pages (a file just written, e.g. by data_gen, which does not fsync each shard) cannot be
+    dropped, so each file is flushed first. Returns the number of files advised.
     """
     count = 0
     for path in paths:
         fd = os.open(path, os.O_RDONLY)
         try:
+            os.fsync(fd)  # write back what is still dirty: DONTNEED only drops clean pages
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             count += 1
         finally:
