@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from .process_memory import PeakSampler, _rollup
+from .process_memory import PeakSampler, _rollup, process_group
 
 MB = 1e6
 
@@ -41,7 +41,7 @@ def memory_snapshot(include_children: bool = True, procs: list[psutil.Process] |
     cheap enough to call in a tight loop for one process. Where PSS is unavailable, RSS is used.
     """
     if procs is None:
-        procs = _processes(include_children)
+        procs = process_group(include_children)
     if proportional is None:
         proportional = include_children
     anon = file = 0.0
@@ -57,11 +57,6 @@ def memory_snapshot(include_children: bool = True, procs: list[psutil.Process] |
         anon += parts[0]
         file += parts[1]
     return MemorySnapshot(anon / MB, file / MB)
-
-
-def _processes(include_children: bool) -> list[psutil.Process]:
-    me = psutil.Process()
-    return [me, *me.children(recursive=True)] if include_children else [me]
 
 
 def available_mb() -> float:

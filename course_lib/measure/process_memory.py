@@ -47,11 +47,21 @@ def _rollup(pid: int) -> dict[str, float] | None:
     return out
 
 
+def process_group(include_children: bool = True) -> list[psutil.Process]:
+    """This process and, with ``include_children``, its descendants (DataLoader workers) as they are now."""
+    me = psutil.Process()
+    if not include_children:
+        return [me]
+    try:
+        return [me, *me.children(recursive=True)]
+    except psutil.Error:
+        return [me]
+
+
 def pss_snapshot(procs: list[psutil.Process] | None = None) -> PssSnapshot:
     """PSS of ``procs`` (default: this process and its descendants), summed without double counting."""
     if procs is None:
-        me = psutil.Process()
-        procs = [me, *me.children(recursive=True)]
+        procs = process_group()
     anon = file = shmem = 0.0
     counted = 0
     for p in procs:
@@ -75,8 +85,7 @@ class PeakSampler:
 
     def __init__(self, interval_s: float, include_children: bool = True, children_every_s: float = 0.5):
         self.interval_s, self.include_children, self.children_every_s = interval_s, include_children, children_every_s
-        self._me = psutil.Process()
-        self._procs, self._at = self._processes(), time.monotonic()
+        self._procs, self._at = process_group(include_children), time.monotonic()
         self.start = self.peak = self.snapshot(self._procs)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -89,18 +98,10 @@ class PeakSampler:
         """The new peak, given the old one and a sample."""
         raise NotImplementedError
 
-    def _processes(self) -> list[psutil.Process]:
-        if not self.include_children:
-            return [self._me]
-        try:
-            return [self._me, *self._me.children(recursive=True)]
-        except psutil.Error:
-            return [self._me]
-
     def sample(self):
         """One sample now, folded into the peak."""
         if self.include_children and time.monotonic() - self._at > self.children_every_s:
-            self._procs, self._at = self._processes(), time.monotonic()
+            self._procs, self._at = process_group(True), time.monotonic()
         snap = self.snapshot(self._procs)
         self.peak = self.fold(self.peak, snap)
         return snap
