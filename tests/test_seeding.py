@@ -100,11 +100,10 @@ def test_fingerprint_cli_rejects_bad_arguments(small_data, capsys):
     assert stop.value.code == 2 and "--num-workers" in capsys.readouterr().err
 
 
-def test_cli_old_flags_still_work_and_say_the_new_name(small_data, capsys):
-    fingerprint_main(["--data", str(small_data), "--workers", "0", "--epochs", "0", "--seed", "42"])
-    out = capsys.readouterr()
-    assert json.loads(out.out) == fingerprints_in_fresh_process(small_data, seed=42, epochs=[0])
-    assert "--data is deprecated, use --data-dir" in out.err and "use --num-workers" in out.err
+def test_cli_old_flags_are_refused(small_data, capsys):
+    with pytest.raises(SystemExit) as stop:
+        fingerprint_main(["--data-dir", str(small_data), "--workers", "0"])
+    assert stop.value.code == 2 and "unrecognized arguments: --workers" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("shared", [False, True])

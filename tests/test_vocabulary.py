@@ -1,10 +1,9 @@
-"""One vocabulary: old keyword names still work for one release (with a DeprecationWarning), and every loader's
+"""One vocabulary: the old keyword names are gone (refused, not silently accepted), and every loader's
 shard errors belong to one family a learner can catch."""
 from __future__ import annotations
 
 import pytest
 
-import course_lib
 from course_lib import (LoadAllDataset, MissingShardError, MmapShardDataset, PerSampleFileDataset, ShardError,
                         ShardFormatError, ShardReadError, arrival_order, export_per_sample_files, index_shards,
                         make_block_webdataset, make_webdataset, resumable_loader, serve_shards,
@@ -15,37 +14,19 @@ def ids(items) -> list[int]:
     return arrival_order(items).tolist()
 
 
-def test_old_keyword_names_still_work_with_a_deprecation_warning(small_data, tmp_path):
-    with pytest.warns(DeprecationWarning, match=r"root=.*data_dir="):
-        assert len(MmapShardDataset(root=small_data)) == 103
-    with pytest.warns(DeprecationWarning, match="root="):
-        assert len(index_shards(root=small_data)) == 103
-    with pytest.warns(DeprecationWarning, match="root="):
-        assert len(LoadAllDataset(root=small_data)) == 103
-    with pytest.warns(DeprecationWarning, match="root="):
-        export_per_sample_files(root=small_data, out_dir=tmp_path / "files", limit=3)
-    with pytest.warns(DeprecationWarning, match="directory="):
-        assert len(PerSampleFileDataset(directory=tmp_path / "files")) == 3
-    with pytest.warns(DeprecationWarning, match=r"urls=.*source="):
-        assert sorted(ids(make_webdataset(urls=small_data))) == list(range(103))
-    with pytest.warns(DeprecationWarning, match=r"block_buffer=.*window_blocks="):
-        old = ids(make_block_webdataset(small_data, batch_size=8, block_buffer=2, seed=3))
-    assert old == ids(make_block_webdataset(small_data, batch_size=8, window_blocks=2, seed=3))
-    with pytest.warns(DeprecationWarning, match="workers="):
-        assert resumable_loader(small_data, workers=0).num_workers == 0
-    with pytest.warns(DeprecationWarning, match="data_path="):
-        rec = verification_checkpoint("99_vocab", data_path=small_data,
-                                      results=[course_lib.measure_throughput(MmapShardDataset(small_data),
-                                                                             progress=False)], out_dir=tmp_path)
-    assert rec["data_bytes"] > 0
-    with pytest.warns(DeprecationWarning, match="directory="):
-        with serve_shards(directory=small_data) as server:
-            assert len(server.urls) == 6
-
-
-def test_old_and_new_name_together_is_an_error(small_data):
-    with pytest.raises(TypeError, match="both"):
-        MmapShardDataset(data_dir=small_data, root=small_data)
+def test_old_keyword_names_are_refused(small_data, tmp_path):
+    """The package is unreleased: the old names (root=, urls=, block_buffer=, data_path=, ...) are not kept."""
+    attempts = {
+        "root": lambda: MmapShardDataset(root=small_data),
+        "urls": lambda: make_webdataset(urls=small_data),
+        "block_buffer": lambda: make_block_webdataset(small_data, batch_size=8, block_buffer=2),
+        "workers": lambda: resumable_loader(small_data, workers=0),
+        "data_path": lambda: verification_checkpoint("99_vocab", data_path=small_data, out_dir=tmp_path),
+        "directory": lambda: serve_shards(directory=small_data),
+    }
+    for old, attempt in attempts.items():
+        with pytest.raises(TypeError, match=old):
+            attempt()
 
 
 def test_missing_shards_are_one_family_whichever_loader(tmp_path):

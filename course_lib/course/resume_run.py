@@ -23,14 +23,13 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from data_gen.atomic import atomic_write_bytes
 
 from ..loaders.mmap_shards import MmapShardDataset
-from ..loaders.vocabulary import add_data_dir_argument, add_num_workers_argument, renamed_keywords
+from ..loaders.cli_args import add_data_dir_argument, add_num_workers_argument
 from ..measure.shuffle_quality import arrival_order
 
 # torchdata 0.11 calls torch.set_vital, which torch 2.13 deprecates: harmless, and not the learner's to fix.
 warnings.filterwarnings("ignore", message="'set_vital' is deprecated", category=UserWarning)
 
 
-@renamed_keywords(data="data_dir", workers="num_workers")
 def resumable_loader(data_dir: str | Path, *, seed: int = 0, epoch: int = 0, batch_size: int = 64,
                      num_workers: int = 0) -> StatefulDataLoader:
     """The resumable loader: batches from ``MmapShardDataset`` through a ``StatefulDataLoader``."""

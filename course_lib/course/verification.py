@@ -16,7 +16,6 @@ import psutil
 from data_gen.atomic import atomic_write_bytes
 
 from .tables import Table
-from ..loaders.vocabulary import renamed_keywords
 from ..measure.throughput import SEED_BAR, ThroughputResult
 
 PACKAGES = ("numpy", "torch", "webdataset", "torchdata", "matplotlib", "papermill", "nbval", "tqdm", "psutil")
@@ -117,7 +116,6 @@ class VerificationRecord(dict):
         printer.text(str(self))
 
 
-@renamed_keywords(data_path="data_dir")
 def verification_checkpoint(chapter: str, *, data_dir: str | Path,
                             results: Iterable[ThroughputResult] | Mapping[str, ThroughputResult],
                             out_dir: str | Path | None = None,

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..measure.throughput import ThroughputResult
-from .vocabulary import add_data_dir_argument, renamed_keywords
+from .cli_args import add_data_dir_argument
 
 Batch = dict[str, torch.Tensor]
 MODES = ("pageable", "pinned", "pinned+prefetch", "direct")
@@ -171,7 +171,6 @@ def _map_tensors(batch: dict[str, Any], fn) -> dict[str, Any]:
     return {k: fn(v) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-@renamed_keywords(data="data_dir")
 def compare_modes(data_dir: str | Path, *, batch_size: int = 256, device: str | torch.device | None = None,
                   repeat: int = 3, work: bool = True, seed: int = 0,
                   max_samples: int | None = None) -> list[ThroughputResult]:

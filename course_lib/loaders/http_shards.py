@@ -14,7 +14,6 @@ from data_gen.layout import WDS, format_dir, shard_glob
 
 from .shard_errors import MissingShardError
 from .shard_index import ShardExpectation, manifest_shards
-from .vocabulary import renamed_keywords
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,6 @@ class ShardServer:
 
 
 @contextlib.contextmanager
-@renamed_keywords(directory="data_dir")
 def serve_shards(data_dir: str | Path, *, fmt: str = WDS, timeout: float = 10.0) -> Iterator[ShardServer]:
     """Serve ``data_dir``'s ``fmt`` shards (or a folder of shards) over HTTP on a free port; stop on exit.
 

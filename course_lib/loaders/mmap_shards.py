@@ -16,7 +16,6 @@ from .row_gather import gather_rows
 from .runtime import check_non_negative, check_positive, current_worker, rank_and_world
 from .seeding import SharedEpoch
 from .shard_index import ShardHeader, index_shards
-from .vocabulary import renamed_keywords
 from .worker_transport import RING_SLOTS, RecordLayout, RingSet, inline_sample
 
 Sample = dict[str, torch.Tensor]
@@ -66,7 +65,6 @@ class MmapShardDataset(IterableDataset):
       and loading it makes the same worker continue where it stopped.
     """
 
-    @renamed_keywords(root="data_dir")
     def __init__(self, data_dir: str | Path, *, shuffle: str = "block", block_size: int = 256,
                  batch_size: int | None = None, seed: int = 0, rank: int | None = None,
                  world_size: int | None = None, drop_last: bool = False, window_blocks: int = 16,

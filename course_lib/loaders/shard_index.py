@@ -15,7 +15,6 @@ from data_gen.layout import NPY, WDS, format_dir, shard_glob
 from data_gen.manifest import read_manifest
 
 from .shard_errors import ErrorLog, MissingShardError, ShardFormatError
-from .vocabulary import renamed_keywords
 
 REQUIRED_FIELDS = ("x", "y", "idx")
 
@@ -121,7 +120,6 @@ def find_shard_dir(data_dir: str | Path) -> Path:
     return format_dir(data_dir, NPY)
 
 
-@renamed_keywords(root="data_dir")
 def index_shards(data_dir: str | Path, *, handler: str = "raise") -> ShardIndex:
     """Find the ``npy`` shards of ``data_dir``, check every header, size and the manifest's counts and sizes.
 

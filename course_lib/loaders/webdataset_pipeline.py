@@ -28,7 +28,6 @@ from .shard_errors import ErrorLog, MissingShardError, ShardReadError
 from .shard_index import ShardExpectation, manifest_shards
 from .shuffle_buffer import ShuffleBuffer
 from .tar_reads import ShardSamples, open_shard
-from .vocabulary import renamed_keywords
 from .worker_transport import RING_SLOTS
 
 Source = str | Path | Sequence[str]
@@ -115,7 +114,6 @@ class ShardPipeline(wds.DataPipeline):
             yield item
 
 
-@renamed_keywords(urls="source")
 def make_webdataset(source: Source, *, shuffle_buffer: int = 1000, seed: int = 0, epoch: int = 0,
                     batch_size: int | None = None, handler: str = "raise", shardshuffle: bool = True,
                     rank: int | None = None, world_size: int | None = None, partial: bool = True,
@@ -148,7 +146,6 @@ def make_webdataset(source: Source, *, shuffle_buffer: int = 1000, seed: int = 0
     return pipeline
 
 
-@renamed_keywords(urls="source", block_buffer="window_blocks")
 def make_block_webdataset(source: Source, *, batch_size: int = 256, window_blocks: int = 8,
                           seed: int = 0, epoch: int = 0, handler: str = "raise", shardshuffle: bool = True,
                           rank: int | None = None, world_size: int | None = None,

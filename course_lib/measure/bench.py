@@ -30,7 +30,7 @@ from ..course.verification import backend, package_versions
 from ..loaders.mmap_shards import MmapShardDataset
 from ..loaders.runtime import current_worker
 from ..loaders.shard_index import index_shards
-from ..loaders.vocabulary import add_data_dir_argument, add_num_workers_argument, renamed_keywords
+from ..loaders.cli_args import add_data_dir_argument, add_num_workers_argument
 from ..loaders.webdataset_pipeline import make_block_webdataset, make_webdataset, shard_urls
 from ..teaching.naive import (LoadAllDataset, PerSampleFileDataset, SeedStreamingDataset, SeedStreamingTensors,
                               export_per_sample_files)
@@ -150,7 +150,6 @@ def run_regimes(data_dir: Path, peers_dir: Path, *, workers: Iterable[int], repe
                                   load=os.getloadavg()[0])}
 
 
-@renamed_keywords(data="data_dir", workers="num_workers")
 def run(data_dir: Path, *, repeat: int = 3, num_workers: Iterable[int | None] = (None, 0, 2), batch_size: int = 256,
         max_samples: int | None = None, per_sample_files: int = 5000, progress: bool = True,
         only: str | None = None, peers_dir: Path | None = None, regimes: bool = False, run_seconds: float = 1.0,

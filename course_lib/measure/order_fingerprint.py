@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from data_gen.layout import WDS
 
-from ..loaders.vocabulary import add_data_dir_argument, add_num_workers_argument, renamed_keywords
+from ..loaders.cli_args import add_data_dir_argument, add_num_workers_argument
 from .shuffle_quality import arrival_order
 
 LOADERS = ("mmap", "mmap-batched", "webdataset")
@@ -117,7 +117,6 @@ def _fingerprints(data_dir: str | Path, loader: str, *, seed: int, epochs: Seque
     return {str(e): order_fingerprint(o) for e, o in epoch_orders(built, epochs, set_epoch).items()}
 
 
-@renamed_keywords(data="data_dir", workers="num_workers")
 def fingerprint_loader(data_dir: str | Path, kind: str, *, seed: int, num_workers: int = 0,
                        shards: int | None = None, batch_size: int = 256, block_size: int = 256):
     """A course loader over ``data_dir`` by name (see ``LOADERS``) and the function that sets its epoch.

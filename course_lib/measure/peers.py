@@ -12,7 +12,6 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..loaders.shard_index import index_shards
-from ..loaders.vocabulary import renamed_keywords
 
 
 def missing(package: str) -> str | None:
@@ -31,7 +30,6 @@ def _records(shard_path: str) -> Iterator[dict[str, Any]]:
         yield {"x": np.array(rec["x"]), "y": int(rec["y"]), "idx": int(rec["idx"])}
 
 
-@renamed_keywords(data="data_dir")
 def prepare_litdata(data_dir: str | Path, out_dir: str | Path, *, chunk_bytes: str = "64MB") -> Path:
     """Convert ``data_dir``'s npy shards to litdata's format in ``out_dir`` once; reused while the count matches."""
     import litdata

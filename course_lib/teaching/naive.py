@@ -21,7 +21,6 @@ from torch.utils.data import Dataset, IterableDataset
 from data_gen.images import IMAGE_SUFFIXES, check_shape, decode_image
 
 from ..loaders.shard_index import index_shards
-from ..loaders.vocabulary import renamed_keywords
 
 SEED_STREAMING_SOURCE = '''\
 import numpy as np
@@ -112,7 +111,6 @@ class SeedStreamingTensors(SeedStreamingDataset):
 class LoadAllDataset(Dataset):
     """Every shard read fully into RAM at construction: simple, fast once loaded, and bounded by RAM."""
 
-    @renamed_keywords(root="data_dir")
     def __init__(self, data_dir: str | Path):
         index = index_shards(data_dir)
         self.records = np.concatenate([np.load(p, allow_pickle=False) for p in index.paths])
@@ -132,7 +130,6 @@ class LoadAllDataset(Dataset):
             yield {"x": batch["x"], "y": batch["y"], "idx": batch["idx"]}
 
 
-@renamed_keywords(root="data_dir")
 def load_shards_measuring_memory(data_dir: str | Path) -> list[tuple[float, float]]:
     """Load shards fully, one after another, keeping them all; after each, (MB loaded, anonymous MB).
 
@@ -150,7 +147,6 @@ def load_shards_measuring_memory(data_dir: str | Path) -> list[tuple[float, floa
     return points
 
 
-@renamed_keywords(root="data_dir")
 def export_per_sample_files(data_dir: str | Path, out_dir: str | Path, limit: int | None = None) -> Path:
     """Write the first ``limit`` samples (all by default) as one ``.npy`` file each; returns ``out_dir``."""
     index = index_shards(data_dir)
@@ -170,7 +166,6 @@ def export_per_sample_files(data_dir: str | Path, out_dir: str | Path, limit: in
 class PerSampleFileDataset(Dataset):
     """One ``.npy`` file per sample: every item costs an open, a header parse and a small read."""
 
-    @renamed_keywords(directory="files_dir")
     def __init__(self, files_dir: str | Path):
         self.files = sorted(Path(files_dir).glob("sample_*.npy"))
         if not self.files:
