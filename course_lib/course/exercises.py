@@ -5,7 +5,7 @@ A chapter's exercise cell leaves ``answer = None`` for the learner to fill in; t
 False (the default in JupyterLab) an empty answer raises :class:`NotSolved` naming the exercise; ``make course``
 and CI pass ``use_solutions=True``, so the stored solution runs through the very same checks.
 
-Solutions are registered with :func:`solution` in ``course_lib/course/solutions.py``, one function per exercise.
+Solutions are registered with :func:`solution` in ``course_lib/solutions/``, one module per chapter, one function per exercise.
 """
 from __future__ import annotations
 
@@ -33,10 +33,10 @@ def solved(name: str, answer: Any, use_solutions: bool = False, **context: Any) 
     """The learner's ``answer``; if it is None, the stored solution (``use_solutions``) or :class:`NotSolved`."""
     if answer is not None:
         return answer
-    importlib.import_module(f"{__package__}.solutions")  # registers every solution
+    importlib.import_module("course_lib.solutions")  # registers every chapter's solutions
     if name not in _SOLUTIONS:
         raise KeyError(f"no exercise named {name!r}; known: {sorted(_SOLUTIONS)}")
     if not use_solutions:
         raise NotSolved(f"exercise {name!r} is not solved yet: fill in the cell above and run it again "
-                        f"(the solution is course_lib.course.solutions.{_SOLUTIONS[name].__name__})")
+                        f"(the solution is {_SOLUTIONS[name].__module__}.{_SOLUTIONS[name].__name__})")
     return _SOLUTIONS[name](**context)
