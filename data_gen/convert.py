@@ -11,7 +11,6 @@ image folders, ``img`` (the original JPEG/PNG bytes, not re-encoded: the decode-
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable

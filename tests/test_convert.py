@@ -17,7 +17,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from data_gen import writers
-from course_lib import MmapShardDataset, export_per_sample_files, make_image_webdataset, make_webdataset
+from course_lib import make_image_webdataset, make_webdataset, MmapShardDataset
+from course_lib.teaching import export_per_sample_files
 from course_lib.loaders.shard_errors import ShardReadError
 from data_gen import ConvertError, convert, generate, read_manifest, verify, write_sample_image_folder
 from data_gen.cli import main
@@ -397,7 +398,7 @@ def test_img_reader_refuses_pickle_members(tmp_path):
 
 
 def test_bench_skips_formats_a_conversion_did_not_write(tmp_path):
-    from course_lib.measure.bench import run
+    from course_lib.course.bench import run
 
     src = tmp_path / "arrays"
     src.mkdir()

@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from course_lib import MmapShardDataset, ShardError, count_samples
+from course_lib import MmapShardDataset, ShardError
+from course_lib.loaders import count_samples
 from data_gen.samples import make_sample
 
 from conftest import SMALL
@@ -199,7 +200,7 @@ def test_unreadable_manifest_is_named(copy):
 
 @pytest.mark.parametrize("batch_size", [None, 6])
 def test_run_length_keeps_exactly_once_same_order_and_resume(small_data, batch_size):
-    from course_lib import arrival_order
+    from course_lib.measure import arrival_order
     ds = MmapShardDataset(small_data, block_size=8, batch_size=batch_size, seed=4, run_length=3, window_blocks=2)
     alone = arrival_order(ds).tolist()
     assert sorted(alone) == list(range(103))

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from course_lib import MmapShardDataset, make_block_webdataset
+from course_lib import make_block_webdataset, MmapShardDataset
 from course_lib.loaders.worker_transport import (BatchRing, InlineSample, RecordLayout, RingBatch, SlotLayout,
                                                  _rebuild_ring_batch, inline_sample)
 

@@ -14,8 +14,6 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from ..course.tables import Table
-
 
 @dataclass(frozen=True)
 class StoreTiming:
@@ -42,13 +40,6 @@ class StoreTiming:
         return (self.label, f"{statistics.median(lat):.2f} [{min(lat):.2f}-{max(lat):.2f}]",
                 f"{self.bandwidth:,.0f} [{min(self.bandwidth_mb_s):,.0f}-{max(self.bandwidth_mb_s):,.0f}]",
                 f"{len(self.latency_s)} / {len(self.bandwidth_mb_s)}")
-
-
-def timing_table(timings: Sequence[StoreTiming], title: str = "") -> Table:
-    """One row per store: first-byte latency and one-stream bandwidth, median and spread."""
-    return Table([t.row() for t in timings], header=["store", "first byte, ms: median [min-max]",
-                                                     "one stream, MB/s: median [min-max]",
-                                                     "repeats (latency / bandwidth)"], title=title)
 
 
 def time_store(label: str, first_byte: Callable[[], Any], whole: Callable[[], bytes], *, latency_repeats: int = 20,
@@ -126,17 +117,3 @@ def scaling_rows(layouts: Sequence[tuple[int, int]], *, num_workers: int, timing
             "streams per node": gpus * num_workers,
         })
     return rows
-
-
-def scaling_table(rows: Sequence[dict[str, Any]], title: str = "") -> Table:
-    """:func:`scaling_rows` as a table (shares as percentages)."""
-    header = list(rows[0]) if rows else []
-    return Table([[_fmt(k, r[k]) for k in header] for r in rows], header=header, title=title)
-
-
-def _fmt(key: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.1%}" if key.endswith("share") else f"{value:,.2f}" if value < 10 else f"{value:,.0f}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
