@@ -27,6 +27,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 import numpy as np
 
 from .images import UnreadableImage, check_shape, decode_image, image_kind
+from .layout import parse_npy_header
 
 ARRAY_MEMBERS = ("x", "y")
 READ_CHUNK = 16 << 20  # bytes: how far a compressed member is skipped per read when resuming
@@ -237,9 +238,7 @@ class _NpyArray:
 
 def _npy_header(stream: BinaryIO, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
     try:
-        version = np.lib.format.read_magic(stream)
-        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        return reader(stream)
+        return parse_npy_header(stream)
     except (ValueError, OSError, EOFError) as e:
         raise SourceError(f"{where}: not a readable .npy array ({e})") from e
 

@@ -405,7 +405,7 @@ def test_bench_skips_formats_a_conversion_did_not_write(tmp_path):
     np.save(src / "x.npy", np.random.default_rng(0).integers(0, 256, (40, 3, 4, 4), dtype=np.uint8))
     np.save(src / "y.npy", np.arange(40) % 3)
     convert(src, tmp_path / "out", shard_size=10, progress=False, report=None)
-    result = run(tmp_path / "out", repeat=1, workers=[None], batch_size=8, progress=False, per_sample_files=40)
+    result = run(tmp_path / "out", repeat=1, num_workers=[None], batch_size=8, progress=False, per_sample_files=40)
     measured = {r["loader"] for r in result["rows"]}
     assert "mmap block shuffle, batched 8" in measured and not any("webdataset" in m for m in measured)
     lacking = [s for s in result["skipped"] if "format, which" in s]

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .shard_errors import ShardReadError
-from .shard_index import parse_npy_header
+from data_gen.layout import parse_npy_header
 from .tar_reads import LazyBlock, MemberRef
 
 SAMPLE_MEMBERS = {"x.npy", "cls", "idx"}
