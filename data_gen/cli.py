@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--formats", type=_formats, default=None,
                       help=f"comma-separated from {','.join(CONVERT_FORMATS)} (default npy,img for images, else npy)")
     conv.add_argument("--shard-size", type=int, default=2_500, help="samples per shard (default 2500)")
-    conv.add_argument("--seed", type=int, default=0, help="seed of an image folder's file order (default 0)")
+    conv.add_argument("--seed", type=int, default=0, help="seed of the order samples are converted in (default 0)")
     conv.add_argument("--skip-bad", action="store_true",
                       help="skip unreadable files and list them in the manifest instead of stopping")
     conv.add_argument("--no-progress", action="store_true", help="no progress bar")

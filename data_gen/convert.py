@@ -47,7 +47,8 @@ def convert(
     """Convert ``src`` into shards under ``out`` and return the manifest (see the module docstring).
 
     ``shape`` (C,H,W) is what images are decoded to (default 3,64,64); arrays keep their own shape.
-    ``formats`` defaults to npy + img for image folders, npy otherwise. ``seed`` orders an image folder's files.
+    ``formats`` defaults to npy + img for image folders, npy otherwise. ``seed`` shuffles the order samples are converted in
+    (every layout but a compressed ``.npz``, which can only be streamed in stored order).
     With ``skip_bad`` unreadable files are skipped and listed in the manifest (``skipped``); without, the
     first one stops the conversion with a :class:`ConvertError` naming it.
     """
@@ -106,7 +107,7 @@ def _check_formats(formats: Iterable[str] | None, source) -> list[str]:
 def _identity(source, shard_size: int, seed: int) -> dict[str, Any]:
     return {"layout": source.layout, "path": source.describe()["path"], "fingerprint": source.fingerprint(),
             "shard_size": shard_size, "shape": list(source.shape),
-            "seed": seed if isinstance(source, ImageFolderSource) else None}
+            "seed": seed if getattr(source, "order", True) is not None else None}
 
 
 def _start_manifest(out: Path, source, shard_size: int, seed: int) -> tuple[dict[str, Any], bool]:
