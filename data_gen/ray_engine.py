@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,8 @@ def plan_shards(n_items: int, bad: dict[int, str], shard_size: int, first_shard:
 
 
 def run_on_ray(source, out: Path, manifest: dict[str, Any], formats: list[str], shard_size: int,
-               skip_bad: bool, progress: bool, *, address: str | None = None, num_cpus: int | None = None) -> int:
+               skip_bad: bool, progress: bool, *, address: str | None = None, num_cpus: int | None = None,
+               timings: dict[str, float] | None = None) -> int:
     """Write every shard the manifest lacks as Ray Data tasks; returns the bytes written (see module docstring)."""
     from .convert import ConvertError, _reusable
 
@@ -94,7 +96,8 @@ def run_on_ray(source, out: Path, manifest: dict[str, Any], formats: list[str], 
     write_manifest(out, manifest)
     written = 0
     if rows:
-        written = _run_tasks(source, out, manifest, rows, progress, address=address, num_cpus=num_cpus)
+        written = _run_tasks(source, out, manifest, rows, progress, address=address, num_cpus=num_cpus,
+                             timings={} if timings is None else timings)
     skipped = [s for e in plan for s in e["skipped"]] + (conv["tail"]["skipped"] if conv["tail"] else [])
     manifest.update(total_samples=firsts[-1], skipped=skipped, skipped_count=len(skipped), complete=True,
                     classes=len(source.class_names) if source.class_names else 1 + max(e["max_label"] for e in plan))
@@ -103,7 +106,7 @@ def run_on_ray(source, out: Path, manifest: dict[str, Any], formats: list[str], 
 
 
 def _run_tasks(source, out: Path, manifest: dict[str, Any], rows: list[dict[str, Any]], progress: bool, *,
-               address: str | None, num_cpus: int | None) -> int:
+               address: str | None, num_cpus: int | None, timings: dict[str, float]) -> int:
     """Start (or join) Ray, map the shard rows through :func:`write_shard_task`, record each result as it lands."""
     import ray
 
@@ -114,12 +117,15 @@ def _run_tasks(source, out: Path, manifest: dict[str, Any], rows: list[dict[str,
     level = os.environ.get("RAY_DATA_LOG_LEVEL")
     os.environ["RAY_DATA_LOG_LEVEL"] = "ERROR"   # Ray Data logs each execution at INFO: our bar says enough
     before = {p.pid for p in psutil.Process().children(recursive=True)}   # a kernel may have children of its own
+    clock = time.perf_counter()
     try:
         if address:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
         else:
             ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=temp,
                      object_store_memory=OBJECT_STORE_MB << 20, log_to_driver=False, configure_logging=False)
+        timings["start_s"], clock, wall = time.perf_counter() - clock, time.perf_counter(), time.time()
+        spans = []
         with warnings.catch_warnings():   # Ray Data's context warns about its own deprecated options
             warnings.simplefilter("ignore", DeprecationWarning)
             ctx = ray.data.DataContext.get_current()
@@ -132,26 +138,45 @@ def _run_tasks(source, out: Path, manifest: dict[str, Any], rows: list[dict[str,
                 for row in results.iter_rows():
                     result = json.loads(row["result"])
                     shard = result["shard"]
+                    spans.append((result["pid"], result["began"], result["ended"]))
                     manifest["convert"]["plan"][shard]["max_label"] = result["max_label"]
                     for fmt, entry in result["entries"].items():
                         _set_entry(manifest, fmt, shard, entry)
                         written += entry["bytes"]
                     write_manifest(out, manifest)
                     bar.update(1)
+        timings["tasks_s"], timings["tasks"] = time.perf_counter() - clock, len(rows)
+        timings.update(_task_timings(spans, wall))
         return written
     finally:
+        clock = time.perf_counter()
         started = [] if address else [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
         ray.shutdown()
         _, alive = psutil.wait_procs(started, timeout=10)   # shutdown signals them; wait until they are gone
         for proc in alive:
             proc.kill()
         psutil.wait_procs(alive, timeout=5)
+        timings["stop_s"] = time.perf_counter() - clock
         if level is None:
             os.environ.pop("RAY_DATA_LOG_LEVEL", None)
         else:
             os.environ["RAY_DATA_LOG_LEVEL"] = level
         if temp:
             shutil.rmtree(temp, ignore_errors=True)
+
+
+def _task_timings(spans: list[tuple[int, float, float]], began: float) -> dict[str, float]:
+    """From each task's (worker pid, start, end): the first task's wait (workers starting), the median task's
+    work, and the median gap between consecutive tasks of one worker (what Ray adds per task once warm)."""
+    import statistics
+
+    gaps = []
+    for pid in {p for p, _, _ in spans}:
+        mine = sorted((b, e) for p, b, e in spans if p == pid)
+        gaps += [b2 - e1 for (_, e1), (b2, _) in zip(mine, mine[1:])]
+    return {"first_task_wait_s": min(b for _, b, _ in spans) - began,
+            "task_work_s": statistics.median(e - b for _, b, e in spans),
+            "task_gap_s": statistics.median(gaps) if gaps else float("nan")}
 
 
 def _source_handle(source, ray) -> dict[str, Any]:
@@ -168,6 +193,7 @@ def write_shard_task(row: dict[str, Any], *, handle: dict[str, Any], out: str) -
     from .convert import ConvertError, _write_shard
     from .sources import open_source
 
+    began = time.time()   # wall clock: compared across processes by the driver (see _task_timings)
     source = (open_source(handle["reopen"], None, handle["seed"]) if "reopen" in handle else ray.get(handle["ref"]))
     formats = list(row["formats"])
     chunk = source.take(int(row["start"]), int(row["samples"]), stop=int(row["stop"]), skip_bad=True,
@@ -178,5 +204,6 @@ def write_shard_task(row: dict[str, Any], *, handle: dict[str, Any], out: str) -
         raise ConvertError("SRC", f"{bad}: found unreadable while decoding (the plan counted it): convert with "
                                   "the local engine and --skip-bad, or fix the file")
     entries = {fmt: _write_shard(Path(out), fmt, int(row["shard"]), chunk, int(row["first"])) for fmt in formats}
-    return {"result": json.dumps({"shard": int(row["shard"]), "max_label": int(chunk.ys.max()), "entries": entries})}
+    return {"result": json.dumps({"shard": int(row["shard"]), "max_label": int(chunk.ys.max()), "entries": entries,
+                                  "pid": os.getpid(), "began": began, "ended": time.time()})}
 

@@ -99,3 +99,16 @@ def test_bad_engine_arguments_exit_2(tmp_path, capsys):
     assert stop.value.code == 2 and "invalid choice: 'spark'" in capsys.readouterr().err
     assert data_gen_main([*base, "--engine", "ray", "--num-cpus", "0"]) == 2
     assert "--num-cpus" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_the_cores_that_beat_one_process_are_the_first_that_do():
+    from course_lib.measure.conversion_scale import ConversionTimings, cluster_seconds, cores_to_beat_local
+
+    t = ConversionTimings(shards=8, local_s=4.0, ray_start_s=5.0, ray_tasks_s=4.0, ray_stop_s=1.0, ray_cpus=2,
+                          first_task_wait_s=1.0, task_work_s=0.5, task_gap_s=0.25, same_bytes=True)
+    assert t.per_shard_s == 0.5 and t.per_task_s == 0.75 and t.fixed_s == 7.0
+    for shards in (1, 8, 20, 1000, 20_000):
+        local = shards * t.per_shard_s
+        brute = next((n for n in range(1, shards + 1) if cluster_seconds(t, shards, n) < local), None)
+        assert cores_to_beat_local(t, shards) == brute, shards
+    assert cores_to_beat_local(t, 8) is None                          # 7 s of start-up and stop > 4 s of work
