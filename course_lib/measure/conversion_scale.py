@@ -63,9 +63,9 @@ def time_conversions(src: str | Path, work_dir: str | Path, *, shard_size: int, 
     local = convert(src, outs["local"], timings=local_times, **args)
     ray_times: dict[str, float] = {}
     remote = convert(src, outs["ray"], engine="ray", num_cpus=num_cpus, timings=ray_times, **args)
-    fields = {name: ray_times[key] for name, key in [("ray_start_s", "start_s"), ("ray_tasks_s", "tasks_s"),
-                                                      ("ray_stop_s", "stop_s"), ("first_task_wait_s", "first_task_wait_s"),
-                                                      ("task_work_s", "task_work_s"), ("task_gap_s", "task_gap_s")]}
+    renamed = {"start_s": "ray_start_s", "tasks_s": "ray_tasks_s", "stop_s": "ray_stop_s"}
+    fields = {renamed.get(key, key): ray_times[key] for key in ("start_s", "tasks_s", "stop_s", "first_task_wait_s",
+                                                               "task_work_s", "task_gap_s")}
     return ConversionTimings(shards=len(local["convert"]["plan"]), local_s=local_times["write_s"],
                              ray_cpus=int(num_cpus or _cpus()), same_bytes=_hashes(local) == _hashes(remote), **fields)
 
