@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from course_lib.measure.lance_peer import epoch_seed, lance_specs, write_lance
-from course_lib.measure.shuffle_quality import arrival_order
+from course_lib.measure.shuffle_metrics import arrival_order
 
 
 def test_every_lance_reader_delivers_each_sample_once(small_data, tmp_path):

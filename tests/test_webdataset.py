@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from course_lib import make_block_webdataset, make_webdataset, MissingShardError, serve_shards, ShardReadError
-from course_lib.measure.shuffle_quality import arrival_order, shuffle_quality
+from course_lib.measure.shuffle_metrics import arrival_order, shuffle_quality
 from data_gen.samples import make_sample
 
 from conftest import SMALL

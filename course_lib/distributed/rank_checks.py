@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..measure.order_fingerprint import coverage, order_fingerprint
+from ..measure.fingerprints import coverage, order_fingerprint
 
 
 def run_report(name: str, epoch: int, ids: Sequence[np.ndarray], batches: Sequence[int], total: int,

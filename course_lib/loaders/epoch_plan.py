@@ -24,7 +24,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from .keyed_rng import keyed_rng
+from .keyed_random import keyed_rng
 from .runtime import check_positive
 
 SHUFFLE_MODES = ("none", "block", "sample")

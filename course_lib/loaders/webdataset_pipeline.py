@@ -21,7 +21,7 @@ from webdataset.shardlists import expand_urls
 from data_gen.layout import WDS, WDS_BLOCK, WDSB, format_dir, shard_glob
 
 from .block_mixing import MixBlocks
-from .keyed_rng import keyed_rng
+from .keyed_random import keyed_rng
 from .npy_members import BLOCK_MEMBERS, SAMPLE_MEMBERS, decode_block, decode_sample
 from .runtime import check_non_negative, check_positive, check_split, current_rank, current_worker
 from .shard_errors import ErrorLog, MissingShardError, ShardReadError

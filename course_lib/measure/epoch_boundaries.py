@@ -5,8 +5,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Iterator, Sequence
 
-from .order_fingerprint import order_fingerprint
-from .shuffle_quality import arrival_order
+from .fingerprints import order_fingerprint
+from .shuffle_metrics import arrival_order
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
-from ..loaders.keyed_rng import keyed_rng
+from ..loaders.keyed_random import keyed_rng
 from ..loaders.shard_index import index_shards
 from .regimes import LoaderSpec
 

@@ -9,7 +9,7 @@ def checkpoint_by_hand(make_ds, num_workers: int):
     """Stop after 3 batches, save ``state_dict(samples_seen=...)``, resume in a new dataset: (seen, rest)."""
     from torch.utils.data import DataLoader
 
-    from ..measure.shuffle_quality import arrival_order
+    from ..measure.shuffle_metrics import arrival_order
 
     ds, seen = make_ds(), []
     for k, batch in enumerate(DataLoader(ds, batch_size=None, num_workers=num_workers)):
