@@ -10,12 +10,22 @@ import pytest
 from course_lib.loaders.shuffle_buffer import shuffled
 from course_lib.loaders.webdataset_pipeline import make_webdataset, shard_urls
 from course_lib.measure.buffer_held import held_while_shuffling
-from course_lib.measure.class_orders import FRESH, HERE, class_path, loader_orders, loader_orders_elsewhere, main
+from course_lib.measure.class_orders import (
+    FRESH,
+    HERE,
+    class_path,
+    loader_orders,
+    loader_orders_elsewhere,
+    main,
+)
 from course_lib.measure.order_fingerprint import coverage, order_fingerprint
 from course_lib.measure.shuffle_quality import arrival_order, shuffle_quality
 from course_lib.solutions.ch02_mmap_streaming import ShardLoader
 from course_lib.solutions.ch03_webdataset import my_shards, shuffle_buffer
-from course_lib.solutions.ch04_reproducible_epochs import KeyedShardLoader, ResumableShardLoader
+from course_lib.solutions.ch04_reproducible_epochs import (
+    KeyedShardLoader,
+    ResumableShardLoader,
+)
 
 
 # -- chapter 03: the shuffle buffer and its memory count -----------------------------------------------------
@@ -94,7 +104,7 @@ def test_seed_plus_epoch_collides_and_the_keyed_order_does_not(small_data):
 
 @pytest.mark.parametrize("stop_batches", [0, 1, 3, 13])
 def test_resume_by_skip_delivers_exactly_the_rest_of_the_epoch(small_data, stop_batches):
-    kwargs = dict(batch_size=8, block_size=4, seed=3)   # batches cut at block ends: the skip crosses them
+    kwargs = {"batch_size": 8, "block_size": 4, "seed": 3}   # batches cut at block ends: the skip crosses them
     first = ResumableShardLoader(small_data, **kwargs)
     first.set_epoch(2)
     seen = arrival_order(itertools.islice(first, stop_batches))
@@ -111,7 +121,7 @@ def test_resume_by_skip_delivers_exactly_the_rest_of_the_epoch(small_data, stop_
 
 # -- the fresh-process checker ---------------------------------------------------------------------------------
 def test_a_stored_class_is_checked_in_a_fresh_process_and_agrees_with_this_one(small_data):
-    kwargs = dict(batch_size=8, block_size=4, seed=1)
+    kwargs = {"batch_size": 8, "block_size": 4, "seed": 1}
     state = {"seed": 1, "epoch": 1, "samples_seen": 10}
     there, where = loader_orders_elsewhere(ResumableShardLoader, small_data, kwargs, [0, 1], state)
     assert where == FRESH
@@ -124,7 +134,7 @@ def test_a_class_another_process_cannot_import_is_checked_here_and_says_so(small
         pass
 
     assert class_path(Local) is None and class_path(KeyedShardLoader).endswith(":KeyedShardLoader")
-    result, where = loader_orders_elsewhere(Local, small_data, dict(batch_size=8, block_size=4), [0])
+    result, where = loader_orders_elsewhere(Local, small_data, {"batch_size": 8, "block_size": 4}, [0])
     assert where == HERE
     ds = Local(small_data, batch_size=8, block_size=4)
     assert result["orders"]["0"] == order_fingerprint(arrival_order(ds))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib.metadata
 
-import pytest  # noqa: F401  (used by the chapters' sections)
+import pytest
 
 
 def installed(package: str) -> str:

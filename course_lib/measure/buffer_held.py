@@ -1,7 +1,8 @@
 """How many samples a shuffle stage holds at once, counted (not estimated from its arguments)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 

@@ -14,8 +14,9 @@ import importlib
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..loaders.cli_args import add_data_dir_argument
 from .order_fingerprint import order_fingerprint
@@ -72,7 +73,7 @@ def loader_orders_elsewhere(cls: type, data_dir: str | Path, kwargs: dict[str, A
            "--kwargs", json.dumps(kwargs), "--epochs", *map(str, epochs)]
     if state is not None:
         cmd += ["--state", json.dumps(state)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{path} in a fresh process failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout), FRESH

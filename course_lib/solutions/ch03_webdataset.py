@@ -1,7 +1,8 @@
 """Chapter 03's exercise solutions (open this file when you are stuck; `make course` and CI run them)."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
