@@ -1,4 +1,7 @@
-"""What an epoch boundary costs: time to the first item of each epoch (worker start-up) and the epoch's order."""
+"""What an epoch boundary costs: time to the first item of each epoch (worker start-up) and the epoch's order.
+
+Chapter 04, section 5 (persistent workers: where does the epoch live?).
+"""
 from __future__ import annotations
 
 import time

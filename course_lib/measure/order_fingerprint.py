@@ -1,5 +1,7 @@
 """Fingerprints of an epoch's order, so two runs (or two processes) can be compared with one short string.
 
+Chapter 04, section 2 (fresh process) and section 3 (`DistributedSampler`); chapter 03 counts coverage with it.
+
     python -m course_lib.measure.order_fingerprint --data-dir build/data --loader mmap --seed 42 --epochs 0 1 2
 
 prints ``{"0": "...", "1": "...", "2": "..."}``: the fingerprint of each epoch's arrival order, computed in
