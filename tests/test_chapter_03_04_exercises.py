@@ -144,3 +144,27 @@ def test_the_cli_names_a_class_it_cannot_import(small_data, capsys):
     with pytest.raises(SystemExit):
         main(["--class", "course_lib.solutions:NoSuchLoader", "--data-dir", str(small_data)])
     assert "NoSuchLoader" in capsys.readouterr().err
+
+
+# -- chapter 04's library helpers: epoch timings, the two-process resume -------------------------------------
+def test_time_epochs_fingerprints_each_epochs_order_and_times_its_first_item(small_data):
+    from course_lib import MmapShardDataset
+    from course_lib.measure.epoch_boundaries import time_epochs
+    from course_lib.measure.order_fingerprint import epoch_order
+
+    ds = MmapShardDataset(small_data, batch_size=8, seed=4)
+    timings = time_epochs(ds, [0, 1], ds.set_epoch)
+    for t in timings:
+        assert t.fingerprint == order_fingerprint(epoch_order(MmapShardDataset(small_data, batch_size=8, seed=4), t.epoch))
+        assert t.samples == 103 and 0 < t.first_item_seconds <= t.seconds
+    assert timings[0].fingerprint != timings[1].fingerprint
+
+
+def test_resume_run_in_two_processes_is_one_uninterrupted_epoch(small_data, tmp_path):
+    from course_lib.course.resume_run import resumable_loader, resume_in_fresh_process
+
+    settings = {"batch_size": 8, "seed": 2, "epoch": 1}
+    first = resume_in_fresh_process(small_data, tmp_path / "state.json", tmp_path / "a.npy", stop_after=3, **settings)
+    rest = resume_in_fresh_process(small_data, tmp_path / "state.json", tmp_path / "b.npy", **settings)
+    assert len(first) == 24
+    assert np.array_equal(np.concatenate([first, rest]), arrival_order(resumable_loader(small_data, **settings)))

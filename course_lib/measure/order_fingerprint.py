@@ -17,9 +17,9 @@ import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from torch.utils.data import DataLoader

@@ -6,7 +6,7 @@ generator comes from. A generator built once and copied into every worker repeat
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from torch.utils.data import DataLoader, IterableDataset
