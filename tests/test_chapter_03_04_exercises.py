@@ -146,7 +146,7 @@ def test_the_cli_names_a_class_it_cannot_import(small_data, capsys):
     assert "NoSuchLoader" in capsys.readouterr().err
 
 
-# -- chapter 04's library helpers: epoch timings (the two-process resume runs in chapter 04's CI execution) ----------------------------------
+# -- chapter 04: epoch timings (its two-process resume runs in the CI execution of chapter 04) ---------------------
 def test_time_epochs_fingerprints_each_epochs_order_and_times_its_first_item(small_data):
     from course_lib import MmapShardDataset
     from course_lib.measure.epoch_boundaries import time_epochs
