@@ -1,5 +1,7 @@
 """Fingerprints of an epoch's order, so two runs (or two processes) can be compared with one short string.
 
+Chapter 04, section 2 (fresh process) and section 3 (`DistributedSampler`); chapter 03 counts coverage with it.
+
     python -m course_lib.measure.fingerprints --data-dir build/data --loader mmap --seed 42 --epochs 0 1 2
 
 prints ``{"0": "...", "1": "...", "2": "..."}``: the fingerprint of each epoch's arrival order, computed in
@@ -15,9 +17,9 @@ import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from torch.utils.data import DataLoader
