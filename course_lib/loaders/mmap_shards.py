@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .epoch_plan import SHUFFLE_MODES, EpochPlan, rank_bounds
+from .epoch_plan import SHUFFLE_MODES, STREAMS, EpochPlan, rank_length
 from .item_sender import RecordSender, batch_tensors  # noqa: F401  (batch_tensors: imported from here by callers)
 from .read_ahead import ReadAhead, advise_records
-from .resume_position import ResumePosition, skip_ids
+from .resume_position import ResumePosition, delivered_positions, skip_ids
 from .row_gather import gather_rows
 from .runtime import check_non_negative, check_positive, current_worker, rank_and_world
 from .seeding import SharedEpoch
@@ -38,8 +38,7 @@ from .shard_index import ShardHeader, index_shards
 from .worker_transport import RING_SLOTS, RingSet
 
 Sample = dict[str, torch.Tensor]
-_STATE_KEYS = ("seed", "shuffle", "block_size", "window_blocks", "run_length", "rank", "world_size", "drop_last",
-               "total")
+_ORDER_KEYS = ("seed", "shuffle", "block_size", "window_blocks", "run_length", "batch_size", "streams", "total")
 
 
 def default_run_length(batch_size: int | None, window_blocks: int) -> int:
@@ -66,13 +65,14 @@ class MmapShardDataset(IterableDataset):
                  batch_size: int | None = None, seed: int = 0, rank: int | None = None,
                  world_size: int | None = None, drop_last: bool = False, window_blocks: int = 16,
                  shared_epoch: bool = False, worker_slots: int = RING_SLOTS, read_ahead: bool = True,
-                 run_length: int | None = None, handler: str = "raise"):
+                 run_length: int | None = None, streams: int = STREAMS, handler: str = "raise"):
         super().__init__()
         if shuffle not in SHUFFLE_MODES:
             raise ValueError(f"shuffle must be one of {SHUFFLE_MODES}, got {shuffle!r}")
         if run_length is None:
             run_length = default_run_length(batch_size, window_blocks)
-        for name, value in [("block_size", block_size), ("window_blocks", window_blocks), ("run_length", run_length)]:
+        for name, value in [("block_size", block_size), ("window_blocks", window_blocks), ("run_length", run_length),
+                            ("streams", streams)]:
             check_positive(name, value)
         check_non_negative("worker_slots", worker_slots)
         if batch_size is not None:
@@ -86,6 +86,8 @@ class MmapShardDataset(IterableDataset):
         self.epoch = 0
         self._position = ResumePosition()
         self.worker_slots, self.read_ahead, self.run_length = worker_slots, read_ahead, run_length
+        self.streams = streams
+        self._done: list[int] = []   # epoch-order positions delivered by a job on another topology (resume)
         self._files: list[mmap.mmap] | None = None     # one read-only memory map per shard (this process's)
         self._records: list[np.ndarray] | None = None  # the same maps as (count, itemsize) uint8 record rows
         self._ring = RingSet(worker_slots)              # a worker's shared-memory slots, made when first used
@@ -101,12 +103,14 @@ class MmapShardDataset(IterableDataset):
         return EpochPlan(self.index.counts, block_size=self.block_size, shuffle=self.shuffle, seed=self.seed,
                          epoch=self.epoch if epoch is None else epoch, rank=self.rank,
                          world_size=self.world_size, drop_last=self.drop_last, window_blocks=self.window_blocks,
-                         run_length=self.run_length)
+                         run_length=self.run_length, batch_size=self.batch_size, streams=self.streams,
+                         done=self._done if epoch is None or epoch == self.epoch else ())
 
     def __len__(self) -> int:
-        """Samples this rank yields per epoch (the same every epoch: no plan needed)."""
-        start, stop = rank_bounds(len(self.index), self.rank, self.world_size, self.drop_last)
-        return stop - start
+        """Samples this rank yields this epoch (all of its share, or what is left of it after a resume on
+        another topology): arithmetic, no plan needed."""
+        left = len(self.index) - sum(b - a for a, b in zip(self._done[0::2], self._done[1::2]))
+        return rank_length(left, self.batch_size or 1, self.rank, self.world_size, self.drop_last)
 
     @property
     def bytes_per_sample(self) -> int:
@@ -127,6 +131,7 @@ class MmapShardDataset(IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch`` from its beginning (call before iterating, as with DistributedSampler)."""
         self.epoch = epoch
+        self._done = []
         self._position.restart()
 
     # -- resumption (the arithmetic is ResumePosition's; see resume_position.py) -------------------
@@ -137,22 +142,40 @@ class MmapShardDataset(IterableDataset):
         ``samples_seen`` where its iterator started plus ``worker``, ``num_workers`` and ``worker_samples``.
         """
         position = self._position.state(len(self), *current_worker(), samples_seen=samples_seen)
-        return {"epoch": self.epoch, **position, **self._config()}
+        return {"epoch": self.epoch, **position, **self._config(), "rank": self.rank, "world_size": self.world_size,
+                "drop_last": self.drop_last, "done": list(self._done)}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from ``state``: the next iteration yields exactly the samples not yet seen, in order."""
+    def load_state_dict(self, state: dict[str, Any] | list[dict[str, Any]]) -> None:
+        """Continue from ``state``: the next iteration yields exactly the samples not yet seen, in order.
+
+        ``state``: this rank's own, or one saved on any rank while all ranks had taken the same number of
+        batches (DDP lockstep), or the list of every rank's states. The job may have had another
+        ``world_size`` or ``num_workers``: together the two jobs deliver the epoch exactly once, in the
+        epoch's order (docs/elastic.md). Data, seed, shuffle or batch settings that differ are refused.
+        """
+        states = list(state) if isinstance(state, (list, tuple)) else [state]
+        if not states:
+            raise ValueError("load_state_dict needs a state or a non-empty list of states")
         mine = self._config()
-        for key in _STATE_KEYS:
-            if state.get(key) != mine[key]:
-                raise ValueError(f"state_dict[{key!r}] is {state.get(key)!r} but this dataset has {mine[key]!r}: "
-                                 "a resumed run must use the same data and settings")
-        self._position.load(state, len(self), *current_worker())
-        self.epoch = int(state["epoch"])
+        for saved in states:
+            for key in _ORDER_KEYS:
+                if saved.get(key) != mine[key]:
+                    raise ValueError(f"state_dict[{key!r}] is {saved.get(key)!r} but this dataset has {mine[key]!r}: "
+                                     "a resumed run must use the same data and settings")
+        own = [s for s in states if (s.get("rank"), s.get("world_size"), s.get("drop_last")) ==
+               (self.rank, self.world_size, self.drop_last)]
+        self.epoch = int(states[0]["epoch"])
+        if own and (len(states) == 1 or len(states) == self.world_size):   # the same topology: this rank's count
+            self._done = list(own[0].get("done", []))
+            self._position.load(own[0], len(self), *current_worker())
+        else:
+            self._done = delivered_positions(states, len(self.index), self.batch_size or 1)
+            self._position.load({"samples_seen": 0}, len(self))
 
     def _config(self) -> dict[str, Any]:
         return {"seed": self.seed, "shuffle": self.shuffle, "block_size": self.block_size,
-                "window_blocks": self.window_blocks, "run_length": self.run_length, "rank": self.rank,
-                "world_size": self.world_size, "drop_last": self.drop_last, "total": len(self.index)}
+                "window_blocks": self.window_blocks, "run_length": self.run_length, "batch_size": self.batch_size,
+                "streams": self.streams, "total": len(self.index)}
 
     # -- reading ----------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Sample]:
