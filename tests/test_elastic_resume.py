@@ -111,3 +111,13 @@ def test_other_data_or_settings_are_refused_naming_the_key(small_data, key, valu
     ds = MmapShardDataset(small_data, batch_size=4, rank=0, world_size=3, **SETTINGS)
     with pytest.raises(ValueError, match=key):
         ds.load_state_dict({**state, key: value})
+
+
+def test_torchrun_two_ranks_checkpoint_then_resume_on_one_and_three(small_data, tmp_path):
+    from course_lib.distributed.elastic_resume import elastic_resume
+    demo = elastic_resume(small_data, tmp_path, before=2, after=(1, 3), steps=3, batch_size=8)
+    assert sorted(demo.uninterrupted) == list(range(103))
+    assert len(demo.before_checkpoint) == 2 * 3 * 8                   # 3 steps of 8 on each of 2 ranks
+    for world in (1, 3):
+        assert demo.exactly_once(world) and demo.same_order(world), (world, demo.rows())
+    assert [r["same order"] for r in demo.rows()] == [True, True]

@@ -52,19 +52,27 @@ def epoch_order(shard_sizes: Sequence[int], *, block_size: int = 256, shuffle: s
     and batch settings only (``piece``: samples a rank takes at a time, the batch size or 1)."""
     total = int(sum(shard_sizes))
     if shuffle == "sample":
-        return keyed_rng(seed, epoch).permutation(total)
-    blocks = block_table(shard_sizes, block_size)
-    ids = np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in blocks]) if len(blocks) else \
-        np.empty(0, dtype=np.int64)
+        return sort_pieces(keyed_rng(seed, epoch).permutation(total), piece)
     if shuffle == "none":
-        return ids
+        return np.arange(total, dtype=np.int64)
+    blocks = block_table(shard_sizes, block_size)
     blocks = blocks[keyed_rng(seed, epoch).permutation(len(blocks))]
     ids = np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in blocks])
     window, cum = block_size * window_blocks, np.concatenate([[0], np.cumsum(blocks[:, 1] - blocks[:, 0])])
     bounds = span_bounds(total, piece, streams)     # windows restart at each span: no window spans two ranks
     parts = [_mix_window(ids[a:min(a + window, stop)], cum, a, run_length, keyed_rng(seed, epoch, WINDOW_SALT, a))
              for start, stop in zip(bounds, bounds[1:]) for a in range(start, stop, window)]
-    return interleave_spans(np.concatenate(parts), piece, streams)
+    return sort_pieces(interleave_spans(np.concatenate(parts), piece, streams), piece)
+
+
+def sort_pieces(ids: np.ndarray, piece: int) -> np.ndarray:
+    """Each piece's ids ascending: a batch is read in file order with one copy, and that *is* the epoch order
+    (so the ranks' batches in rank order give it back exactly, whatever the world size)."""
+    out = ids.copy()
+    full = len(ids) - len(ids) % piece
+    out[:full] = np.sort(out[:full].reshape(-1, piece), axis=1).ravel()
+    out[full:] = np.sort(out[full:])
+    return out
 
 
 def _mix_window(ids: np.ndarray, cum: np.ndarray, a: int, run_length: int, rng: np.random.Generator) -> np.ndarray:

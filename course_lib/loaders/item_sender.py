@@ -53,8 +53,9 @@ class RecordSender:
               ) -> Iterator[tuple[int, dict[str, Any]]]:
         """``gather(sorted_ids, out)`` fills records with one copy; this turns them into what is yielded."""
         order = np.argsort(ids, kind="stable")          # sorted: one copy, grouped by shard, in file order
-        if self.batch_size:                             # a batch: its samples in file order
-            yield len(ids), send_batch(self.ring, len(ids), lambda out: self._fill(gather, ids[order], out))
+        if self.batch_size:                             # a batch: the plan sorted it, except a last part
+            back = None if np.all(order[1:] > order[:-1]) else np.argsort(order)  # split across ranks
+            yield len(ids), send_batch(self.ring, len(ids), lambda out: self._fill(gather, ids[order], back, out))
             return
         part = gather(ids[order], None)
         xs, ys, idxs = torch.from_numpy(part["x"]).unbind(0), part["y"].tolist(), part["idx"].tolist()
@@ -62,10 +63,14 @@ class RecordSender:
         for j in np.argsort(order).tolist():            # samples: back to stream order
             yield 1, wrap({"x": xs[j], "y": ys[j], "idx": idxs[j]})
 
-    def _fill(self, gather, ids: np.ndarray, out: dict[str, np.ndarray] | None) -> Batch | None:
+    def _fill(self, gather, ids: np.ndarray, back: np.ndarray | None, out: dict[str, np.ndarray] | None
+              ) -> Batch | None:
+        """Gather sorted ``ids`` (into ``out``'s records when given); ``back``: the stream order, when not sorted."""
+        records = gather(ids, None if out is None else out["records"])
+        if back is not None:
+            records[:] = records[back]                  # a small last batch: back to the plan's order
         if out is None:
-            return batch_tensors(gather(ids, None))
-        gather(ids, out["records"])
+            return batch_tensors(records)
         self.ring.layout.fill_scalars(out)
         return None
 

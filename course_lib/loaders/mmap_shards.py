@@ -52,7 +52,7 @@ class MmapShardDataset(IterableDataset):
     - ``shuffle``: ``"none"``, ``"block"`` (default: permuted blocks of ``block_size`` samples, mixed within
       windows of ``window_blocks`` blocks in runs of ``run_length``) or ``"sample"`` (random reads; for contrast).
     - ``batch_size=None`` yields ``{"x": tensor, "y": int, "idx": int}`` per sample; an integer yields batches
-      gathered with one copy, their samples in file order (use ``DataLoader(ds, batch_size=None)``).
+      gathered with one copy, in file order within each batch (use ``DataLoader(ds, batch_size=None)``).
     - Split by rank (``torch.distributed``, or ``rank``/``world_size``) and by DataLoader worker; the order is
       the same for any ``num_workers``. ``drop_last=True`` gives every rank the same count.
     - ``set_epoch(e)`` before iterating; with persistent workers build it with ``shared_epoch=True``.
