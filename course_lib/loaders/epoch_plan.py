@@ -93,25 +93,29 @@ def _run_starts(cum: np.ndarray, a: int, b: int, run_length: int) -> np.ndarray:
     return np.array(cuts[1:], dtype=np.int64)
 
 
-def span_pieces(length: int, piece: int, streams: int) -> np.ndarray:
-    """The first piece of each of the ``streams`` spans of a sequence of ``length`` (and the piece count after the
-    last): whole pieces each, their counts differing by at most one."""
+def span_layout(length: int, piece: int, streams: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``streams`` spans of a sequence of ``length``: where each contiguous range begins, in pieces (and the
+    piece count after the last), and which span each range is. Counts differ by at most one; the longer spans are
+    ``0, 1, ...`` and the last range (holding the one short piece) is the last span of the last round, so that
+    short piece is the last of the interleaved order and every other piece keeps its place on the batch grid."""
     per, extra = divmod(-(-length // piece), streams)
-    return np.concatenate([[0], np.cumsum([per + (s < extra) for s in range(streams)])]).astype(np.int64)
+    span = (np.arange(streams) + extra) % streams
+    firsts = np.concatenate([[0], np.cumsum(per + (span < extra))]).astype(np.int64)
+    return firsts, span
 
 
 def span_bounds(length: int, piece: int, streams: int) -> list[int]:
-    """Where each span begins in samples (and the last ends): see :func:`span_pieces`."""
-    return [min(int(f) * piece, length) for f in span_pieces(length, piece, streams)]
+    """Where each contiguous range of :func:`span_layout` begins in samples (and the last ends)."""
+    return [min(int(f) * piece, length) for f in span_layout(length, piece, streams)[0]]
 
 
 def interleave_spans(ids: np.ndarray, piece: int, streams: int) -> np.ndarray:
-    """``ids`` cut into ``streams`` spans (:func:`span_pieces`), then taken one ``piece`` from each span in
-    turn: piece ``g`` of the result comes from span ``g % streams`` (up to the one short piece, the last)."""
-    first_piece = span_pieces(len(ids), piece, streams)
+    """``ids`` cut into ``streams`` spans (:func:`span_layout`), then taken one ``piece`` from each span in
+    turn: piece ``g`` of the result comes from span ``g % streams``."""
+    firsts, span = span_layout(len(ids), piece, streams)
     piece_of = np.arange(len(ids)) // piece                        # which piece each position is in
-    span = np.searchsorted(first_piece, piece_of, side="right") - 1
-    key = (piece_of - first_piece[span]) * streams + span          # (round, span): the interleaved order
+    part = np.searchsorted(firsts, piece_of, side="right") - 1
+    key = (piece_of - firsts[part]) * streams + span[part]         # (round, span): the interleaved order
     return ids[np.argsort(key, kind="stable")]
 
 
