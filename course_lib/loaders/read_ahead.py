@@ -2,9 +2,10 @@
 
 Gathering from a memory map on a cold page cache faults pages in one at a time, each fault a small read the
 gather waits for. As each window of the plan begins, :class:`ReadAhead` calls ``madvise(MADV_WILLNEED)`` on
-every run of consecutive records of the *next* window (the first window of an iteration asks for itself too),
-so the kernel reads those ranges in large requests while the loader works on the current window. Nothing is
-read for ids outside the plan: the advice covers exactly the records the window will gather.
+every run of records of the *next* window (the first window of an iteration asks for itself too), so the
+kernel reads those ranges in large requests while the loader works on the current window. A run may skip up to
+``GAP_RECORDS`` records: the block a window's runs come from belongs to one rank (docs/elastic.md), so the few
+records advised in between are this rank's, read later in the epoch.
 """
 from __future__ import annotations
 
@@ -15,17 +16,19 @@ import numpy as np
 
 from .shard_index import ShardHeader
 
+GAP_RECORDS = 16  # a window's runs come from a few blocks: one call per block, not per run (each call ~10 us)
+
 
 def advise_records(files: Sequence[mmap.mmap], headers: Sequence[ShardHeader], offsets: np.ndarray,
-                   ids: np.ndarray) -> int:
+                   ids: np.ndarray, gap: int = GAP_RECORDS) -> int:
     """``madvise(MADV_WILLNEED)`` on the bytes of the records ``ids`` (global, any order), one call per run of
-    consecutive records in one shard. Returns the number of ranges advised."""
+    records in one shard, a run allowed gaps of up to ``gap`` records. Returns the number of ranges advised."""
     if not len(ids):
         return 0
     ids = np.sort(ids)
     shard = np.searchsorted(offsets, ids, side="right") - 1
     local = ids - offsets[shard]
-    cuts = (np.flatnonzero((np.diff(local) != 1) | (np.diff(shard) != 0)) + 1).tolist()
+    cuts = (np.flatnonzero((np.diff(local) > gap + 1) | (np.diff(shard) != 0)) + 1).tolist()
     page = mmap.PAGESIZE
     for a, b in zip([0, *cuts], [*cuts, len(ids)]):
         h = headers[shard[a]]
