@@ -3,19 +3,19 @@
 The worked solution to chapter 02's exercise (an IterableDataset that splits shards by ``get_worker_info``,
 orders blocks per (seed, epoch) and gathers each batch with one copy). Where each step of that loader lives:
 
-| the learner's step              | here                                                                                |
-| ------------------------------- | ----------------------------------------------------------------------------------- |
-| list the shards                 | ``index_shards`` (shard_index.py): headers only, checked against the manifest       |
-| map them                        | ``MmapShardDataset._rows`` / ``_map_rows`` (this file): one read-only map each      |
-| shuffle (seed, epoch)           | ``epoch_order`` (epoch_plan.py): blocks, windows, runs, spans; keyed_rng.py         |
-| split by rank                   | ``deal`` (epoch_plan.py): rounds of world_size batches (docs/elastic.md)            |
-| split by worker                 | ``EpochPlan.worker_units`` + ``current_worker`` (runtime.py)                        |
-| ``set_epoch``                   | ``MmapShardDataset.set_epoch``; ``SharedEpoch`` (seeding.py) for persistent workers |
-| gather a batch with one copy    | ``MmapShardDataset._gather`` -> ``gather_rows`` (row_gather.py)                     |
-| yield (out of a worker)         | ``RecordSender`` (item_sender.py) -> shared-memory slots (worker_transport.py)      |
-| read ahead on a cold cache      | ``ReadAhead`` (read_ahead.py)                                                       |
-| resume mid-epoch                | ``state_dict`` / ``load_state_dict`` -> ``ResumePosition`` (resume_position.py)     |
-| resume on another world size    | ``load_state_dict`` -> ``delivered_positions`` (resume_position.py)                 |
+| the learner's step              | here                                                                            |
+| ------------------------------- | ------------------------------------------------------------------------------- |
+| list the shards                 | ``index_shards`` (shard_index.py): headers only, checked against the manifest   |
+| map them                        | ``MmapShardDataset._rows`` / ``_map_rows`` (this file): one read-only map each  |
+| shuffle (seed, epoch)           | ``epoch_order`` (epoch_plan.py): blocks, windows, runs, spans; keyed_rng.py     |
+| split by rank                   | ``deal`` (epoch_plan.py): rounds of world_size batches (docs/elastic.md)        |
+| split by worker                 | ``EpochPlan.worker_units`` + ``current_worker`` (runtime.py)                    |
+| ``set_epoch``                   | ``set_epoch`` (this file); ``SharedEpoch`` (seeding.py) for persistent workers  |
+| gather a batch with one copy    | ``MmapShardDataset._gather`` -> ``gather_rows`` (row_gather.py)                 |
+| yield (out of a worker)         | ``RecordSender`` (item_sender.py) -> shared-memory slots (worker_transport.py)  |
+| read ahead on a cold cache      | ``ReadAhead`` (read_ahead.py)                                                   |
+| resume mid-epoch                | ``state_dict`` / ``load_state_dict`` -> ``ResumePosition`` (resume_position.py) |
+| resume on another world size    | ``load_state_dict`` -> ``delivered_positions`` (resume_position.py)             |
 """
 from __future__ import annotations
 
