@@ -256,3 +256,27 @@ def test_state_without_a_setting_is_refused_naming_it(small_data):
     del state["run_length"]                                      # no silent default for old states
     with pytest.raises(ValueError, match="run_length"):
         MmapShardDataset(small_data, batch_size=8).load_state_dict(state)
+
+
+def test_a_killed_worker_is_named_with_how_to_resume(small_data):
+    import os
+    import signal
+
+    from course_lib.loaders.worker_exits import WorkerExitError, WorkerExitGuard
+    ds = MmapShardDataset(small_data, batch_size=4, block_size=8, seed=2)
+    full = ids_of(ds)
+    guard = WorkerExitGuard(DataLoader(ds, batch_size=None, num_workers=2))
+    seen = []
+    with pytest.raises(WorkerExitError) as caught:
+        for batch in guard:
+            seen += ids_of([batch])
+            if len(seen) == 12:                       # three batches in: the OOM killer takes worker 1
+                victim = guard.pids[1]
+                os.kill(victim, signal.SIGKILL)
+    message = str(caught.value)
+    assert f"worker 1 of 2 (pid {victim})" in message and "load_state_dict" in message
+    assert getattr(signal.getsignal(signal.SIGCHLD), "__name__", "") != "on_child_exit"   # the guard let go
+    state = ds.state_dict(samples_seen=12)            # the checkpoint the loop took after 3 batches
+    resumed = MmapShardDataset(small_data, batch_size=4, block_size=8, seed=2)
+    resumed.load_state_dict(state)
+    assert full[:12] + ids_of(DataLoader(resumed, batch_size=None, num_workers=2)) == full
