@@ -13,11 +13,12 @@ topology, the positions of the epoch order already delivered (``done``, see resu
 
 Shuffle modes:
   ``none``   file order.
-  ``block``  the order of contiguous blocks (``block_size`` samples, never crossing a shard) is permuted, then
-             samples are permuted within windows of ``window_blocks`` blocks, in runs of ``run_length``
-             consecutive samples. That sequence is cut into ``streams`` equal spans whose pieces are
-             interleaved: rank ``r`` of ``world_size`` (dividing ``streams``) reads only spans ``r, r + W, ...``,
-             about ``1/world_size`` of the blocks, whatever the world size (docs/elastic.md).
+  ``block``  the order of contiguous blocks (``block_size`` samples, never crossing a shard) is permuted and cut
+             into ``streams`` equal spans; each span's samples are permuted within windows of about
+             ``window_blocks`` blocks (equal windows per span, 2/3 to 4/3 of it), in runs of ``run_length``
+             consecutive samples; the spans' pieces are interleaved: rank ``r`` of ``world_size`` (dividing
+             ``streams``) reads only spans ``r, r + W, ...``, about ``1/world_size`` of the blocks, whatever the
+             world size (docs/elastic.md).
   ``sample`` a full random permutation of every sample (the seed chapter's pattern): random reads.
 """
 from __future__ import annotations
@@ -60,9 +61,18 @@ def epoch_order(shard_sizes: Sequence[int], *, block_size: int = 256, shuffle: s
     ids = np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in blocks])
     window, cum = block_size * window_blocks, np.concatenate([[0], np.cumsum(blocks[:, 1] - blocks[:, 0])])
     bounds = span_bounds(total, piece, streams)     # windows restart at each span: no window spans two ranks
-    parts = [_mix_window(ids[a:min(a + window, stop)], cum, a, run_length, keyed_rng(seed, epoch, WINDOW_SALT, a))
-             for start, stop in zip(bounds, bounds[1:]) for a in range(start, stop, window)]
+    parts = [_mix_window(ids[a:b], cum, a, run_length, keyed_rng(seed, epoch, WINDOW_SALT, a))
+             for start, stop in zip(bounds, bounds[1:]) for a, b in _windows(start, stop, window)]
     return sort_pieces(interleave_spans(np.concatenate(parts), piece, streams), piece)
+
+
+def _windows(start: int, stop: int, window: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` cut into equal windows as close to ``window`` samples as can be (between 2/3 and 4/3 of
+    it, or the whole span when shorter): a span of 20 blocks is one window of 20, not 16 and a 4-block window whose
+    batches would mix only 4 blocks."""
+    n = max(1, round((stop - start) / window))
+    edges = [start + k * (stop - start) // n for k in range(n + 1)]
+    return list(zip(edges, edges[1:]))
 
 
 def sort_pieces(ids: np.ndarray, piece: int) -> np.ndarray:
