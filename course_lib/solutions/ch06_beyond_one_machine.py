@@ -19,7 +19,8 @@ def rank_worker_split(counts, *, seed, epoch, batch_size, world_size, num_worker
     window_blocks = inspect.signature(MmapShardDataset).parameters["window_blocks"].default  # as ddp_stream builds it
     for rank in range(world_size):
         plan = EpochPlan(counts, seed=seed, epoch=epoch, rank=rank, world_size=world_size,
-                         window_blocks=window_blocks, run_length=default_run_length(batch_size, window_blocks))
+                         window_blocks=window_blocks, run_length=default_run_length(batch_size, window_blocks),
+                         batch_size=batch_size)
         for worker in range(num_workers):
             units = list(plan.worker_units(worker, num_workers, batch_size))
             readers[(rank, worker)] = units if units else [np.empty(0, dtype=np.int64)]
