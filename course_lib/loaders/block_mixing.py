@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import get_worker_info
 
 from .row_gather import gather_rows
-from .tar_reads import LazyBlock
+from .mapped_blocks import LazyBlock
 from .worker_transport import RING_SLOTS, RingSet
 
 

@@ -14,7 +14,7 @@ import torch
 
 from .shard_errors import ShardReadError
 from .shard_index import parse_npy_header
-from .tar_reads import LazyBlock, MemberRef
+from .mapped_blocks import LazyBlock, MemberRef
 
 SAMPLE_MEMBERS = {"x.npy", "cls", "idx"}
 BLOCK_MEMBERS = {"x.npy", "y.npy", "idx.npy"}

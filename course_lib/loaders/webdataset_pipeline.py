@@ -3,7 +3,8 @@
 ``make_webdataset``: the classic per-sample pipeline (shard shuffle, split by node and worker, tar
 expansion, shuffle buffer, safe decode, optional batching). ``make_block_webdataset``: the fast path over
 ``wdsb`` shards, whose members are pre-batched blocks of samples. Both return a :class:`ShardPipeline`.
-The jobs live beside this module: ``tar_reads`` (opening and indexing shards), ``npy_members`` (decoding
+The jobs live beside this module: ``shard_open``, ``tar_members``, ``sample_grouping`` and ``shard_accounting``
+(opening shards, their members, samples, counting every shard), ``npy_members`` (decoding
 without pickle), ``shuffle_buffer`` and ``block_mixing``. Every stage is a plain object, never a lambda, so a
 pipeline pickles into DataLoader workers under the ``fork``, ``spawn`` and ``forkserver`` start methods.
 """
@@ -24,10 +25,11 @@ from .block_mixing import MixBlocks
 from .keyed_rng import keyed_rng
 from .npy_members import BLOCK_MEMBERS, SAMPLE_MEMBERS, decode_block, decode_sample
 from .runtime import check_non_negative, check_positive, check_split, current_rank, current_worker
+from .shard_accounting import ShardSamples
 from .shard_errors import ErrorLog, MissingShardError, ShardReadError
 from .shard_index import ShardExpectation, manifest_shards
+from .shard_open import open_shard
 from .shuffle_buffer import ShuffleBuffer
-from .tar_reads import ShardSamples, open_shard
 from .worker_transport import RING_SLOTS
 
 Source = str | Path | Sequence[str]
