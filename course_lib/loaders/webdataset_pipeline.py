@@ -24,6 +24,7 @@ from data_gen.layout import WDS, WDS_BLOCK, WDSB, format_dir, shard_glob
 from .block_mixing import MixBlocks
 from .keyed_rng import keyed_rng
 from .npy_members import BLOCK_MEMBERS, SAMPLE_MEMBERS, decode_block, decode_sample
+from .retry_policy import RetryPolicy
 from .runtime import check_non_negative, check_positive, check_split, current_rank, current_worker
 from .shard_accounting import ShardSamples
 from .shard_errors import ErrorLog, MissingShardError, ShardReadError
@@ -63,8 +64,10 @@ class ShardPipeline(wds.DataPipeline):
     """
 
     def __init__(self, urls: list[str], *, seed: int, epoch: int, shardshuffle: bool, rank: int | None,
-                 world_size: int | None, errors: ErrorLog, resampled: bool = False):
+                 world_size: int | None, errors: ErrorLog, resampled: bool = False,
+                 retry: RetryPolicy | None = None):
         check_split(rank, world_size)
+        self.retry = RetryPolicy() if retry is None else retry
         self.urls, self.seed, self.epoch, self.shardshuffle = urls, seed, int(epoch), shardshuffle
         self.rank, self.world_size, self.errors, self.resampled = rank, world_size, errors, resampled
         super().__init__(self._shards, self._split_by_node, self._split_by_worker, self._open)
@@ -108,7 +111,7 @@ class ShardPipeline(wds.DataPipeline):
     def _open(self, src: Iterable[dict]) -> Iterator[dict]:
         for item in src:
             try:
-                item["stream"] = open_shard(item["url"])
+                item["stream"] = open_shard(item["url"], self.retry, self.errors.retried)
             except ShardReadError as e:
                 if self.errors(e):
                     continue
@@ -121,7 +124,7 @@ def make_webdataset(source: Source, *, shuffle_buffer: int = 1000, seed: int = 0
                     rank: int | None = None, world_size: int | None = None, partial: bool = True,
                     initial: int | None = None,
                     expected_counts: dict[str, int | ShardExpectation] | None = None,
-                    resampled: bool = False) -> ShardPipeline:
+                    resampled: bool = False, retry: RetryPolicy | None = None) -> ShardPipeline:
     """The per-sample WebDataset pipeline over data_gen ``wds`` shards (see module docstring).
 
     ``shuffle_buffer=0`` disables the sample shuffle; ``initial`` is how many samples the buffer holds before
@@ -131,13 +134,14 @@ def make_webdataset(source: Source, *, shuffle_buffer: int = 1000, seed: int = 0
     ``expected_counts`` (shard file name -> samples, or :class:`ShardExpectation` with the size too; read from
     the manifest when ``source`` is a data_gen directory) lets a truncated shard report how many samples it lost.
     ``resampled=True`` draws shards with replacement, forever (no exactly-once: chapter 04 measures it); give
-    the stream an epoch length with webdataset's ``.with_epoch(n)`` (``n`` per worker).
+    the stream an epoch length with webdataset's ``.with_epoch(n)`` (``n`` per worker). ``retry`` bounds the
+    retries of HTTP and S3 reads (default :class:`RetryPolicy()`); they are counted in ``errors.retries``.
     """
     expected = _expected(source, WDS, expected_counts)
     urls = shard_urls(source, WDS)
     errors = ErrorLog(handler, urls)
     pipeline = ShardPipeline(urls, seed=seed, epoch=epoch, shardshuffle=shardshuffle, rank=rank,
-                             world_size=world_size, errors=errors, resampled=resampled)
+                             world_size=world_size, errors=errors, resampled=resampled, retry=retry)
     pipeline.append(ShardSamples(expected, errors, SAMPLE_MEMBERS))
     if shuffle_buffer:
         start = shuffle_buffer if initial is None else initial
@@ -151,7 +155,8 @@ def make_webdataset(source: Source, *, shuffle_buffer: int = 1000, seed: int = 0
 def make_block_webdataset(source: Source, *, batch_size: int = 256, window_blocks: int = 8,
                           seed: int = 0, epoch: int = 0, handler: str = "raise", shardshuffle: bool = True,
                           rank: int | None = None, world_size: int | None = None,
-                          partial: bool = True, worker_slots: int = RING_SLOTS) -> ShardPipeline:
+                          partial: bool = True, worker_slots: int = RING_SLOTS,
+                          retry: RetryPolicy | None = None) -> ShardPipeline:
     """The fast path over data_gen ``wdsb`` shards: blocks of samples, shuffled within a window of
     ``window_blocks`` blocks, yielded as ready batches ``{"x", "y", "idx"}`` of tensors. Inside DataLoader
     workers each batch is gathered into one of ``worker_slots`` reused shared-memory slots per worker
@@ -163,7 +168,7 @@ def make_block_webdataset(source: Source, *, batch_size: int = 256, window_block
     urls = shard_urls(source, WDSB)
     errors = ErrorLog(handler, urls)
     pipeline = ShardPipeline(urls, seed=seed, epoch=epoch, shardshuffle=shardshuffle, rank=rank,
-                             world_size=world_size, errors=errors)
+                             world_size=world_size, errors=errors, retry=retry)
     pipeline.append(ShardSamples(expected, errors, BLOCK_MEMBERS, lazy=True, per_item=WDS_BLOCK))
     pipeline.append(wds.map(decode_block, handler=errors))
     pipeline.append(MixBlocks(window_blocks, batch_size, functools.partial(pipeline.worker_rng, MIX_SALT), partial,
