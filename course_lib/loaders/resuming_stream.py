@@ -51,15 +51,16 @@ class ResumingStream(io.RawIOBase):
                 self._resume(e, failures)
 
     def _resume(self, exn: BaseException, failures: int) -> None:
+        """Wait, then open the shard again at the byte reached (that request's own retries report themselves)."""
         start = time.perf_counter()
         with contextlib.suppress(Exception):
             self.raw.close()
         time.sleep(self.policy.delay(failures))
-        self.raw = self.open_at(self.position)
         self.retries += 1
         if self.on_retry is not None:
             self.on_retry(f"{self.url}: {type(exn).__name__} at byte {self.position:,}, resumed there",
                           time.perf_counter() - start)
+        self.raw = self.open_at(self.position)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -1,0 +1,184 @@
+"""A fault-injecting HTTP server on 127.0.0.1: the faults object storage really has, seeded and counted.
+
+It serves a folder of shards (with ``Range`` support, like an object store) or forwards every request to an
+upstream server (moto's S3 API: ``distributed.s3_faults``), and fails a share of requests with 503 (some with
+``Retry-After``) and cuts a share of bodies in the middle (the headers promise the whole length; the connection
+closes early). No URL gets more than ``max_in_a_row`` faults in a row, so a reader that tries at least
+``max_in_a_row + 1`` times always gets through; ``faults`` counts what was injected, per kind.
+"""
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import http.client
+import random
+import re
+import socket
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Iterator
+
+SLOW_DOWN = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>SlowDown</Code>"
+             b"<Message>Please reduce your request rate.</Message></Error>")   # S3's body for its 503
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Which faults, how often: shares of requests, drawn from ``seed``."""
+
+    fail_share: float = 0.2          # requests answered 503
+    retry_after_share: float = 0.5   # of those, the share carrying ``Retry-After: retry_after``
+    retry_after: int = 1             # seconds
+    cut_share: float = 0.2           # bodies cut in the middle
+    max_in_a_row: int = 2            # faults in a row for one URL, at most
+    seed: int = 0
+
+
+class FaultyServer:
+    """A running server: ``base_url``; ``faults`` (a ``Counter`` of ``"503"``, ``"503 Retry-After"``, ``"cut"``)."""
+
+    def __init__(self, faults: Faults, directory: Path | None = None, upstream: str | None = None):
+        if (directory is None) == (upstream is None):
+            raise ValueError("FaultyServer serves a directory or forwards to an upstream URL: give exactly one")
+        self.plan, self.directory = faults, directory
+        self.upstream = None if upstream is None else re.match(r"https?://([^/:]+):?(\d*)", upstream).groups()
+        self.faults: Counter[str] = Counter()
+        self.requests = 0
+        self._rng, self._lock, self._in_a_row = random.Random(faults.seed), threading.Lock(), Counter()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def decide(self, path: str, has_body: bool) -> str | None:
+        """The fault for this request (None: serve it): seeded, never more than ``max_in_a_row`` per path."""
+        with self._lock:
+            self.requests += 1
+            draw, extra = self._rng.random(), self._rng.random()
+            fault = None
+            if self._in_a_row[path] < self.plan.max_in_a_row:
+                if draw < self.plan.fail_share:
+                    fault = "503 Retry-After" if extra < self.plan.retry_after_share else "503"
+                elif has_body and draw < self.plan.fail_share + self.plan.cut_share:
+                    fault = "cut"
+            self._in_a_row[path] = self._in_a_row[path] + 1 if fault else 0
+            if fault:
+                self.faults[fault] += 1
+            return fault
+
+    def cut_at(self, length: int) -> int:
+        """Where to cut a body of ``length`` bytes: somewhere in its middle."""
+        with self._lock:
+            return int(length * (0.2 + 0.6 * self._rng.random()))
+
+    @property
+    def injected(self) -> int:
+        """Faults injected so far, all kinds."""
+        return sum(self.faults.values())
+
+    def url(self, name: str) -> str:
+        """The URL of ``name`` on this server."""
+        return f"{self.base_url}/{name}"
+
+
+@contextlib.contextmanager
+def serve_faulty(directory: str | Path | None = None, faults: Faults = Faults(), *,
+                 upstream: str | None = None) -> Iterator[FaultyServer]:
+    """Serve ``directory`` (or forward to ``upstream``) on 127.0.0.1 with ``faults`` injected; stopped on exit."""
+    if directory is not None and not Path(directory).is_dir():
+        raise FileNotFoundError(f"{directory}: no such directory to serve")
+    server = FaultyServer(faults, None if directory is None else Path(directory), upstream)
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+
+
+def _handler(server: FaultyServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:   # quiet: one line per request otherwise
+            pass
+
+        def do_GET(self) -> None:
+            self._serve(body=True)
+
+        def do_HEAD(self) -> None:
+            self._serve(body=False)
+
+        do_PUT = do_POST = do_DELETE = do_GET
+
+        def _serve(self, body: bool) -> None:
+            payload = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            fault = server.decide(self.path.split("?")[0], body and self.command == "GET")
+            if fault and fault.startswith("503"):
+                extra = {} if "Retry-After" not in fault else {   # HTTP's header, and the one botocore reads (ms)
+                    "Retry-After": str(server.plan.retry_after), "x-amz-retry-after": str(server.plan.retry_after * 1000)}
+                return self._send(503, {"Content-Type": "application/xml", **extra}, SLOW_DOWN, body)
+            status, headers, data = (self._upstream(payload) if server.upstream else self._file())
+            if fault == "cut" and len(data) > 1:
+                return self._send(status, headers, data, body, cut_at=server.cut_at(len(data)))
+            self._send(status, headers, data, body)
+
+        def _file(self) -> tuple[int, dict[str, str], bytes]:
+            path = server.directory / self.path.split("?")[0].lstrip("/")
+            if not path.is_file() or server.directory not in path.resolve().parents:
+                return 404, {"Content-Type": "text/plain"}, b"not found"
+            data, st = path.read_bytes(), path.stat()
+            headers = {"Content-Type": "application/x-tar", "ETag": f'"{st.st_size}-{st.st_mtime_ns}"',
+                       "Last-Modified": email.utils.formatdate(st.st_mtime, usegmt=True), "Accept-Ranges": "bytes"}
+            match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+            if match is None or self.headers.get("If-Range", headers["ETag"]) != headers["ETag"]:
+                return 200, headers, data
+            start, stop = int(match.group(1)), int(match.group(2) or len(data) - 1) + 1
+            if start >= len(data):
+                return 416, {"Content-Range": f"bytes */{len(data)}"}, b""
+            headers["Content-Range"] = f"bytes {start}-{min(stop, len(data)) - 1}/{len(data)}"
+            return 206, headers, data[start:stop]
+
+        def _upstream(self, payload: bytes) -> tuple[int, dict[str, str], bytes]:
+            host, port = server.upstream
+            conn = http.client.HTTPConnection(host, int(port or 80), timeout=30)
+            try:
+                conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+                for key, value in self.headers.items():
+                    if key.lower() not in ("connection", "content-length"):
+                        conn.putheader(key, value)
+                conn.putheader("Content-Length", str(len(payload)))
+                conn.endheaders(payload)
+                response = conn.getresponse()
+                data = response.read()
+                skip = {"connection", "transfer-encoding", "keep-alive"}
+                if self.command != "HEAD":          # a HEAD's Content-Length is the object's: keep it
+                    skip.add("content-length")
+                return response.status, {k: v for k, v in response.getheaders() if k.lower() not in skip}, data
+            finally:
+                conn.close()
+
+        def _send(self, status: int, headers: dict[str, str], data: bytes, body: bool,
+                  cut_at: int | None = None) -> None:
+            """Send a response; with ``cut_at``, promise all of ``data`` but send only its first ``cut_at`` bytes,
+            then close the connection: a body cut before its Content-Length."""
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            if "Content-Length" not in headers and "content-length" not in headers:
+                self.send_header("Content-Length", str(len(data)))
+            if cut_at is not None:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if body:
+                self.wfile.write(data if cut_at is None else data[:cut_at])
+            if cut_at is not None:
+                self.wfile.flush()
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+
+    return Handler
