@@ -120,7 +120,8 @@ def test_accounting_counts_the_samples_a_shard_lost(tmp_path):
     assert errors.samples_lost == 2 and "mem://s.tar" in errors.messages[0]
     with pytest.raises(ShardReadError, match=r"mem://s.tar: truncated or damaged .*2 of 5 samples lost"):
         _shard_samples(cut, "raise", 5)
-    with pytest.raises(ShardReadError, match=f"s.tar: truncated or damaged: {len(data):,} bytes, the manifest says 1,234"):
+    size = f"{len(data):,} bytes, the manifest says 1,234"
+    with pytest.raises(ShardReadError, match=f"s.tar: truncated or damaged: {size}"):
         _shard_samples(data, "raise", 5, 1234, tmp_path)    # found from the size, before any sample
     with pytest.raises(ShardReadError, match="4 of 6 samples in the shard"):   # whole tar, manifest says more
         _shard_samples(data[:member_end(tar_bytes(MEMBERS[:8]))] + bytes(1024), "raise", 6)

@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from torch.utils.data import get_worker_info
 
-from .row_gather import gather_rows
 from .mapped_blocks import LazyBlock
+from .row_gather import gather_rows
 from .worker_transport import RING_SLOTS, RingSet
 
 

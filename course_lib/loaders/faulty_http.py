@@ -3,8 +3,9 @@
 It serves a folder of shards (with ``Range`` support, like an object store) or forwards every request to an
 upstream server (moto's S3 API: ``distributed.s3_faults``), and fails a share of requests with 503 (some with
 ``Retry-After``) and cuts a share of bodies in the middle (the headers promise the whole length; the connection
-closes early). No URL gets more than ``max_in_a_row`` faults in a row, so a reader that tries at least
-``max_in_a_row + 1`` times always gets through; ``faults`` counts what was injected, per kind.
+closes early), in exact shares on a seeded schedule. No URL gets more than ``max_in_a_row`` faults in a row,
+so a reader that tries at least ``max_in_a_row + 1`` times always gets through; ``faults`` counts what was
+injected, per kind.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import http.client
 import random
 import re
 import socket
+import sys
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -48,21 +50,28 @@ class FaultyServer:
         self.faults: Counter[str] = Counter()
         self.requests = 0
         self._rng, self._lock, self._in_a_row = random.Random(faults.seed), threading.Lock(), Counter()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._due = {kind: self._rng.random() for kind in ("503", "cut")}   # seeded phases of the two schedules
+        self.httpd = _QuietServer(("127.0.0.1", 0), _handler(self))
         self.httpd.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def decide(self, path: str, has_body: bool) -> str | None:
-        """The fault for this request (None: serve it): seeded, never more than ``max_in_a_row`` per path."""
+        """The fault for this request (None: serve it). Shares are kept exactly, not just on average: an
+        accumulator per kind (started at a seeded phase) adds its share per request and injects a fault each
+        time it passes 1. No path gets more than ``max_in_a_row`` faults in a row."""
         with self._lock:
             self.requests += 1
-            draw, extra = self._rng.random(), self._rng.random()
             fault = None
+            self._due["503"] += self.plan.fail_share
+            if has_body:
+                self._due["cut"] += self.plan.cut_share
             if self._in_a_row[path] < self.plan.max_in_a_row:
-                if draw < self.plan.fail_share:
-                    fault = "503 Retry-After" if extra < self.plan.retry_after_share else "503"
-                elif has_body and draw < self.plan.fail_share + self.plan.cut_share:
+                if self._due["503"] >= 1:
+                    self._due["503"] -= 1
+                    fault = "503 Retry-After" if self._rng.random() < self.plan.retry_after_share else "503"
+                elif has_body and self._due["cut"] >= 1:
+                    self._due["cut"] -= 1
                     fault = "cut"
             self._in_a_row[path] = self._in_a_row[path] + 1 if fault else 0
             if fault:
@@ -82,6 +91,14 @@ class FaultyServer:
     def url(self, name: str) -> str:
         """The URL of ``name`` on this server."""
         return f"{self.base_url}/{name}"
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up (after a cut body, or dropping a kept-alive connection) is no server error."""
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
 
 @contextlib.contextmanager
@@ -119,7 +136,8 @@ def _handler(server: FaultyServer) -> type[BaseHTTPRequestHandler]:
             fault = server.decide(self.path.split("?")[0], body and self.command == "GET")
             if fault and fault.startswith("503"):
                 extra = {} if "Retry-After" not in fault else {   # HTTP's header, and the one botocore reads (ms)
-                    "Retry-After": str(server.plan.retry_after), "x-amz-retry-after": str(server.plan.retry_after * 1000)}
+                    "Retry-After": str(server.plan.retry_after),
+                    "x-amz-retry-after": str(server.plan.retry_after * 1000)}
                 return self._send(503, {"Content-Type": "application/xml", **extra}, SLOW_DOWN, body)
             status, headers, data = (self._upstream(payload) if server.upstream else self._file())
             if fault == "cut" and len(data) > 1:

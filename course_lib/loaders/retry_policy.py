@@ -55,8 +55,9 @@ class RetryPolicy:
 
     def botocore_config(self) -> dict:
         """botocore ``Config`` keywords: ``standard`` mode retries 5xx, throttling (SlowDown, 429s' codes) and
-        connection errors, up to ``attempts`` tries in all."""
-        return {"retries": {"max_attempts": self.attempts, "mode": "standard"},
+        connection errors, up to ``attempts`` tries in all (botocore's ``total_max_attempts``; its
+        ``max_attempts`` would count retries only, one try more)."""
+        return {"retries": {"total_max_attempts": self.attempts, "mode": "standard"},
                 "connect_timeout": self.connect_timeout, "read_timeout": self.read_timeout}
 
 

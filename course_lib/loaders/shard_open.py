@@ -39,7 +39,7 @@ def open_shard(url: str, retry: RetryPolicy | None = None, on_retry: OnRetry | N
         opener = importlib.import_module("webdataset.gopen").gopen_schemes.get(url.split("://", 1)[0])
         if opener is None:
             raise ShardReadError(f"{url}: no opener registered for this scheme (webdataset.gopen.gopen_schemes)")
-        extra = {"on_retry": on_retry} if on_retry is not None and _takes_on_retry(opener) else {}
+        extra = {"on_retry": on_retry} if on_retry is not None and takes_on_retry(opener) else {}
         try:
             return opener(url, mode="rb", bufsize=READ_BUFFER, **extra)
         except ShardReadError:
@@ -72,7 +72,8 @@ class HttpRange:
             return response
         if response.status == 206:
             if not response.headers.get("Content-Range", "").startswith(f"bytes {position}-"):
-                raise ShardReadError(f"{self.url}: asked for bytes {position}-, got {response.headers.get('Content-Range')}")
+                got = response.headers.get("Content-Range")
+                raise ShardReadError(f"{self.url}: asked for bytes {position}-, got {got}")
             return response
         if response.headers.get("Content-Length") != self.length:     # not ignored: the shard changed meanwhile
             raise ShardReadError(f"{self.url}: changed while being read ({response.headers.get('Content-Length')} "
@@ -111,7 +112,8 @@ def _pool() -> urllib3.PoolManager:
     return _POOLS[pid]
 
 
-def _takes_on_retry(opener: Any) -> bool:
+def takes_on_retry(opener: Any) -> bool:
+    """Whether a ``gopen``-style opener accepts ``on_retry=`` (so its retries can be counted)."""
     try:
         return "on_retry" in inspect.signature(opener).parameters
     except (TypeError, ValueError):
