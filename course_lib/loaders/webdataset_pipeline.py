@@ -25,11 +25,12 @@ from .block_mixing import MixBlocks
 from .keyed_rng import keyed_rng
 from .npy_members import BLOCK_MEMBERS, SAMPLE_MEMBERS, decode_block, decode_sample
 from .retry_policy import RetryPolicy
-from .runtime import check_non_negative, check_positive, check_split, current_rank, current_worker
+from .runtime import check_non_negative, check_positive, check_split, current_rank, current_worker, rank_and_world
 from .shard_accounting import ShardSamples
 from .shard_errors import ErrorLog, MissingShardError, ShardReadError
 from .shard_index import ShardExpectation, manifest_shards
 from .shard_open import open_shard
+from .shard_resume import plan_resume, shard_state
 from .shuffle_buffer import ShuffleBuffer
 from .worker_transport import RING_SLOTS
 
@@ -68,13 +69,21 @@ class ShardPipeline(wds.DataPipeline):
                  retry: RetryPolicy | None = None):
         check_split(rank, world_size)
         self.retry = RetryPolicy() if retry is None else retry
+        self.dropped: frozenset[str] = frozenset()   # shard names a resumed epoch does not read (shard_resume)
         self.urls, self.seed, self.epoch, self.shardshuffle = urls, seed, int(epoch), shardshuffle
         self.rank, self.world_size, self.errors, self.resampled = rank, world_size, errors, resampled
         super().__init__(self._shards, self._split_by_node, self._split_by_worker, self._open)
 
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle for ``epoch`` (a pure function of seed and epoch, the same on every rank)."""
+        if int(epoch) != self.epoch:
+            self.dropped = frozenset()                # a resume covers the epoch it was saved in only
         self.epoch = int(epoch)
+
+    def state_dict(self, delivered: dict[str, int]) -> dict[str, Any]:
+        """What to save at a stop: this pipeline's settings and ``delivered`` (samples per shard name, e.g. from
+        ``shard_resume.delivered_per_shard``); resume with ``make_webdataset(..., resume=[every rank's])``."""
+        return shard_state(self, delivered)
 
     def worker_rng(self, *salt: int) -> np.random.Generator:
         """A generator keyed by (seed, epoch, rank, worker, salt): reproducible, distinct per worker."""
@@ -87,7 +96,7 @@ class ShardPipeline(wds.DataPipeline):
         order = range(len(self.urls))
         if self.shardshuffle:
             order = keyed_rng(self.seed, self.epoch).permutation(len(self.urls)).tolist()
-        return iter([{"url": self.urls[i]} for i in order])
+        return iter([{"url": self.urls[i]} for i in order if self.urls[i].rsplit("/", 1)[-1] not in self.dropped])
 
     def _resample(self) -> Iterator[dict[str, str]]:
         """Shards drawn with replacement, forever; each (rank, worker) draws its own reproducible sequence."""
@@ -124,7 +133,8 @@ def make_webdataset(source: Source, *, shuffle_buffer: int = 1000, seed: int = 0
                     rank: int | None = None, world_size: int | None = None, partial: bool = True,
                     initial: int | None = None,
                     expected_counts: dict[str, int | ShardExpectation] | None = None,
-                    resampled: bool = False, retry: RetryPolicy | None = None) -> ShardPipeline:
+                    resampled: bool = False, retry: RetryPolicy | None = None,
+                    resume: Any = None, in_flight: str = "replay") -> ShardPipeline:
     """The per-sample WebDataset pipeline over data_gen ``wds`` shards (see module docstring).
 
     ``shuffle_buffer=0`` disables the sample shuffle; ``initial`` is how many samples the buffer holds before
@@ -136,12 +146,20 @@ def make_webdataset(source: Source, *, shuffle_buffer: int = 1000, seed: int = 0
     ``resampled=True`` draws shards with replacement, forever (no exactly-once: chapter 04 measures it); give
     the stream an epoch length with webdataset's ``.with_epoch(n)`` (``n`` per worker). ``retry`` bounds the
     retries of HTTP and S3 reads (default :class:`RetryPolicy()`); they are counted in ``errors.retries``.
+    ``resume``: the state(s) saved at a stop (``pipeline.state_dict``; every rank's, as a list), on any number of
+    ranks: finished shards are dropped, the shards in flight at the stop are read again (``in_flight="replay"``)
+    or dropped (``"skip"``), counted in ``pipeline.resume_plan`` and said in a warning (``shard_resume``).
     """
     expected = _expected(source, WDS, expected_counts)
     urls = shard_urls(source, WDS)
     errors = ErrorLog(handler, urls)
     pipeline = ShardPipeline(urls, seed=seed, epoch=epoch, shardshuffle=shardshuffle, rank=rank,
                              world_size=world_size, errors=errors, resampled=resampled, retry=retry)
+    if resume is not None:
+        pipeline.resume_plan = plan_resume(resume, seed=seed, epoch=int(epoch), shardshuffle=shardshuffle,
+                                           shards=[u.rsplit("/", 1)[-1] for u in urls], expected=expected,
+                                           in_flight=in_flight, world_size=rank_and_world(rank, world_size)[1])
+        pipeline.dropped = pipeline.resume_plan.dropped
     pipeline.append(ShardSamples(expected, errors, SAMPLE_MEMBERS))
     if shuffle_buffer:
         start = shuffle_buffer if initial is None else initial
