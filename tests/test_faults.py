@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from torch.utils.data import DataLoader
 
-from course_lib.distributed.fault_drill import fault_epoch
+from course_lib.distributed.fault_drill import fault_cost, fault_epoch
 from course_lib.distributed.s3_faults import s3_faulty_server
 from course_lib.distributed.s3_shards import S3Endpoint, S3Opener, s3_scheme, upload_shards
 from course_lib.loaders.faulty_http import Faults, serve_faulty
@@ -188,6 +188,22 @@ def test_fault_epoch_reports_samples_exactly_once_retries_and_time(small_data, v
     assert drill.row()["via"] == via
     with pytest.raises(ValueError, match="via must be one of"):
         fault_epoch(small_data, "ftp")
+
+
+def test_fault_cost_compares_clean_and_faulty_epochs(small_data):
+    cost = fault_cost(small_data, "http", Faults(retry_after_share=0.0), repeat=1)
+    assert cost["exactly once"] and cost["retries"] > 0 and cost["clean s"] > 0 and cost["faulty s"] > 0
+
+
+def test_block_path_through_faults(small_data):
+    from course_lib.loaders.webdataset_pipeline import make_block_webdataset
+
+    with serve_faulty(small_data / "wdsb", Faults(seed=6)) as server:
+        urls = [server.url(f.name) for f in sorted((small_data / "wdsb").glob("shard_*.tar"))]
+        pipeline = make_block_webdataset(urls, batch_size=8, window_blocks=2, retry=FAST)
+        got = arrival_order(pipeline).tolist()
+        injected = server.injected
+    assert sorted(got) == ALL and injected > 0 and pipeline.errors.retries == injected
 
 
 def test_the_shard_cache_passes_retries_through_and_keeps_complete_copies_only(faulty_s3, small_data, tmp_path):

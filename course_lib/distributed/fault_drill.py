@@ -2,7 +2,9 @@
 not samples (``fault_epoch``), over HTTP or the S3 API."""
 from __future__ import annotations
 
+import argparse
 import contextlib
+import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -12,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from data_gen.layout import WDS, format_dir, shard_glob
 
+from ..loaders.cli_args import add_data_dir_argument, add_num_workers_argument
 from ..loaders.faulty_http import Faults, serve_faulty
 from ..loaders.retry_policy import RetryPolicy
 from ..loaders.shard_index import manifest_shards
@@ -78,3 +81,32 @@ def _faulty_urls(files: list[Path], via: str, faults: Faults) -> Iterator[tuple[
         urls = upload_shards(s3.direct, files)          # uploads straight to moto; reads through the proxy
         with s3_scheme(S3Opener(s3.faulty.endpoint)):
             yield urls, s3.proxy
+
+
+def fault_cost(data_dir: str | Path, via: str = "http", faults: Faults = Faults(), *, repeat: int = 3,
+               num_workers: int = 0) -> dict:
+    """What the faults cost: ``repeat`` epochs without faults and with them, side by side (medians, spreads)."""
+    clean = [fault_epoch(data_dir, via, Faults(fail_share=0, cut_share=0), num_workers=num_workers)
+             for _ in range(repeat)]
+    faulty = [fault_epoch(data_dir, via, faults, num_workers=num_workers) for _ in range(repeat)]
+    base, slow = (statistics.median(d.seconds for d in runs) for runs in (clean, faulty))
+    retries = statistics.median(d.retries for d in faulty)
+    return {"via": via, "exactly once": all(d.exactly_once for d in clean + faulty), "retries": retries,
+            "clean s": base, "faulty s": slow,
+            "spread s": max(d.seconds for d in faulty) - min(d.seconds for d in faulty),
+            "cost per retry s": (slow - base) / retries if retries else 0.0}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m course_lib.distributed.fault_drill --data-dir build/data``: print what the faults cost."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    add_data_dir_argument(parser)
+    add_num_workers_argument(parser)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    for via in VIA:
+        print(fault_cost(args.data_dir, via, repeat=args.repeat, num_workers=args.num_workers))
+
+
+if __name__ == "__main__":
+    main()
