@@ -4,6 +4,7 @@ fail at once naming the URL; every retry counted."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,19 @@ def test_http_epoch_exactly_once_through_transient_faults(small_data, faults, wo
     assert sorted(got) == ALL                                        # exactly once
     assert injected > 0 and pipeline.errors.retries == injected      # each fault retried once, counted in every worker
     assert pipeline.errors.count == 0 and pipeline.errors.samples_lost == 0
+
+
+@pytest.mark.parametrize("how", ["reset", "stall"])
+def test_http_connection_resets_and_read_timeouts_are_resumed(small_data, how):
+    faults = Faults(fail_share=0.0, cut_share=0.4, reset_share=float(how == "reset"),
+                    stall_share=float(how == "stall"), stall_seconds=1.0, seed=7)
+    quick = RetryPolicy(backoff=0.01, read_timeout=0.3)             # a stall of 1 s is a read timeout here
+    with serve_faulty(small_data / "wds", faults) as server:
+        got, pipeline = epoch([server.url(f.name) for f in shard_files(small_data)], small_data, retry=quick)
+        injected = server.faults[how]
+    assert sorted(got) == ALL and injected > 0 and pipeline.errors.retries == injected
+    cause = {"reset": "Connection reset|Connection broken", "stall": "ReadTimeoutError"}[how]
+    assert all(re.search(cause, m) for m in pipeline.errors.retry_messages)
 
 
 def test_http_retry_after_is_honoured_and_bounded(small_data):

@@ -2,8 +2,9 @@
 
 It serves a folder of shards (with ``Range`` support, like an object store) or forwards every request to an
 upstream server (moto's S3 API: ``distributed.s3_faults``), and fails a share of requests with 503 (some with
-``Retry-After``) and cuts a share of bodies in the middle (the headers promise the whole length; the connection
-closes early), in exact shares on a seeded schedule. No URL gets more than ``max_in_a_row`` faults in a row,
+``Retry-After``) and breaks a share of bodies in the middle: the headers promise the whole length, then the
+connection closes early (``cut``), is reset (``reset``, a TCP RST) or stalls past the client's read timeout
+(``stall``), in exact shares on a seeded schedule. No URL gets more than ``max_in_a_row`` faults in a row,
 so a reader that tries at least ``max_in_a_row + 1`` times always gets through; ``faults`` counts what was
 injected, per kind.
 """
@@ -15,8 +16,10 @@ import http.client
 import random
 import re
 import socket
+import struct
 import sys
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,13 +37,17 @@ class Faults:
     fail_share: float = 0.2          # requests answered 503
     retry_after_share: float = 0.5   # of those, the share carrying ``Retry-After: retry_after``
     retry_after: int = 1             # seconds
-    cut_share: float = 0.2           # bodies cut in the middle
+    cut_share: float = 0.2           # bodies broken in the middle
+    reset_share: float = 0.0         # of those, the share ended by a reset (RST) rather than a clean close
+    stall_share: float = 0.0         # of those, the share that stalls ``stall_seconds`` before closing
+    stall_seconds: float = 1.0
     max_in_a_row: int = 2            # faults in a row for one URL, at most
     seed: int = 0
 
 
 class FaultyServer:
-    """A running server: ``base_url``; ``faults`` (a ``Counter`` of ``"503"``, ``"503 Retry-After"``, ``"cut"``)."""
+    """A running server: ``base_url``; ``faults`` (a ``Counter`` of ``"503"``, ``"503 Retry-After"``, ``"cut"``,
+    ``"reset"``, ``"stall"``)."""
 
     def __init__(self, faults: Faults, directory: Path | None = None, upstream: str | None = None):
         if (directory is None) == (upstream is None):
@@ -72,7 +79,9 @@ class FaultyServer:
                     fault = "503 Retry-After" if self._rng.random() < self.plan.retry_after_share else "503"
                 elif has_body and self._due["cut"] >= 1:
                     self._due["cut"] -= 1
-                    fault = "cut"
+                    draw = self._rng.random()
+                    fault = ("reset" if draw < self.plan.reset_share else
+                             "stall" if draw < self.plan.reset_share + self.plan.stall_share else "cut")
             self._in_a_row[path] = self._in_a_row[path] + 1 if fault else 0
             if fault:
                 self.faults[fault] += 1
@@ -140,8 +149,8 @@ def _handler(server: FaultyServer) -> type[BaseHTTPRequestHandler]:
                     "x-amz-retry-after": str(server.plan.retry_after * 1000)}
                 return self._send(503, {"Content-Type": "application/xml", **extra}, SLOW_DOWN, body)
             status, headers, data = (self._upstream(payload) if server.upstream else self._file())
-            if fault == "cut" and len(data) > 1:
-                return self._send(status, headers, data, body, cut_at=server.cut_at(len(data)))
+            if fault in ("cut", "reset", "stall") and len(data) > 1:
+                return self._send(status, headers, data, body, cut_at=server.cut_at(len(data)), how=fault)
             self._send(status, headers, data, body)
 
         def _file(self) -> tuple[int, dict[str, str], bytes]:
@@ -180,9 +189,9 @@ def _handler(server: FaultyServer) -> type[BaseHTTPRequestHandler]:
                 conn.close()
 
         def _send(self, status: int, headers: dict[str, str], data: bytes, body: bool,
-                  cut_at: int | None = None) -> None:
+                  cut_at: int | None = None, how: str = "cut") -> None:
             """Send a response; with ``cut_at``, promise all of ``data`` but send only its first ``cut_at`` bytes,
-            then close the connection: a body cut before its Content-Length."""
+            then close the connection (``how``: ``cut`` closes, ``reset`` sends a RST, ``stall`` waits first)."""
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
@@ -195,8 +204,14 @@ def _handler(server: FaultyServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(data if cut_at is None else data[:cut_at])
             if cut_at is not None:
                 self.wfile.flush()
-                with contextlib.suppress(OSError):
-                    self.connection.shutdown(socket.SHUT_RDWR)
                 self.close_connection = True
+                if how == "stall":          # the client's read timeout fires first
+                    time.sleep(server.plan.stall_seconds)
+                with contextlib.suppress(OSError):
+                    if how == "reset":      # linger 0: close sends a RST, the client sees "connection reset"
+                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        self.connection.close()
+                    else:
+                        self.connection.shutdown(socket.SHUT_RDWR)
 
     return Handler

@@ -58,8 +58,8 @@ class ResumingStream(io.RawIOBase):
         time.sleep(self.policy.delay(failures))
         self.retries += 1
         if self.on_retry is not None:
-            self.on_retry(f"{self.url}: {type(exn).__name__} at byte {self.position:,}, resumed there",
-                          time.perf_counter() - start)
+            self.on_retry(f"{self.url}: {type(exn).__name__} at byte {self.position:,}, resumed there "
+                          f"({str(exn)[:120]})", time.perf_counter() - start)
         self.raw = self.open_at(self.position)
 
     def close(self) -> None:
