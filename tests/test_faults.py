@@ -37,6 +37,12 @@ def epoch(urls, data, num_workers=0, retry=FAST):
     return arrival_order(DataLoader(pipeline, batch_size=None, num_workers=num_workers)).tolist(), pipeline
 
 
+def resumed_at(pipeline) -> list[int]:
+    """The bytes at which the pipeline's streams resumed, from its retry messages."""
+    found = (re.search(r"at byte ([\d,]+), resumed", m) for m in pipeline.errors.retry_messages)
+    return [int(f.group(1).replace(",", "")) for f in found if f]
+
+
 # -- the resuming stream, on plain bytes -------------------------------------------------------------------
 class Flaky(io.RawIOBase):
     """``data`` from ``start``; raises ``error`` once ``fail_after`` bytes have been read (never, if None)."""
@@ -94,10 +100,20 @@ def test_resuming_stream_gives_up_after_the_attempts_and_never_retries_a_permane
 def test_http_epoch_exactly_once_through_transient_faults(small_data, faults, workers):
     with serve_faulty(small_data / "wds", faults) as server:
         got, pipeline = epoch([server.url(f.name) for f in shard_files(small_data)], small_data, workers)
-        injected = server.injected
+        injected, ranged = server.injected, server.served["Range answered"]
     assert sorted(got) == ALL                                        # exactly once
     assert injected > 0 and pipeline.errors.retries == injected      # each fault retried once, counted in every worker
     assert pipeline.errors.count == 0 and pipeline.errors.samples_lost == 0
+    if faults is ONLY_CUTS:                                          # resumed mid-shard with a Range request
+        assert ranged > 0 and max(resumed_at(pipeline)) > 0
+
+
+def test_http_resumes_by_rereading_when_the_server_ignores_range(small_data):
+    with serve_faulty(small_data / "wds", Faults(fail_share=0.0, cut_share=0.5, ranges=False, seed=8)) as server:
+        got, pipeline = epoch([server.url(f.name) for f in shard_files(small_data)], small_data)
+        injected, ranged = server.injected, server.served["Range answered"]
+    assert sorted(got) == ALL and injected > 0 and pipeline.errors.retries == injected
+    assert ranged == 0 and max(resumed_at(pipeline)) > 0     # whole bodies re-read, the bytes before the cut skipped
 
 
 @pytest.mark.parametrize("how", ["reset", "stall"])

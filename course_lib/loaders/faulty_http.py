@@ -41,6 +41,7 @@ class Faults:
     reset_share: float = 0.0         # of those, the share ended by a reset (RST) rather than a clean close
     stall_share: float = 0.0         # of those, the share that stalls ``stall_seconds`` before closing
     stall_seconds: float = 1.0
+    ranges: bool = True              # answer ``Range`` requests (False: always the whole body, as http.server does)
     max_in_a_row: int = 2            # faults in a row for one URL, at most
     seed: int = 0
 
@@ -55,6 +56,7 @@ class FaultyServer:
         self.plan, self.directory = faults, directory
         self.upstream = None if upstream is None else re.match(r"https?://([^/:]+):?(\d*)", upstream).groups()
         self.faults: Counter[str] = Counter()
+        self.served: Counter[str] = Counter()        # e.g. "Range answered": resumptions served from a byte
         self.requests = 0
         self._rng, self._lock, self._in_a_row = random.Random(faults.seed), threading.Lock(), Counter()
         self._due = {kind: self._rng.random() for kind in ("503", "cut")}   # seeded phases of the two schedules
@@ -86,6 +88,11 @@ class FaultyServer:
             if fault:
                 self.faults[fault] += 1
             return fault
+
+    def count(self, what: str) -> None:
+        """Count something the server did that is not a fault (``served``)."""
+        with self._lock:
+            self.served[what] += 1
 
     def cut_at(self, length: int) -> int:
         """Where to cut a body of ``length`` bytes: somewhere in its middle."""
@@ -161,8 +168,10 @@ def _handler(server: FaultyServer) -> type[BaseHTTPRequestHandler]:
             headers = {"Content-Type": "application/x-tar", "ETag": f'"{st.st_size}-{st.st_mtime_ns}"',
                        "Last-Modified": email.utils.formatdate(st.st_mtime, usegmt=True), "Accept-Ranges": "bytes"}
             match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
-            if match is None or self.headers.get("If-Range", headers["ETag"]) != headers["ETag"]:
+            validator = self.headers.get("If-Range", headers["ETag"])
+            if match is None or not server.plan.ranges or validator != headers["ETag"]:
                 return 200, headers, data
+            server.count("Range answered")
             start, stop = int(match.group(1)), int(match.group(2) or len(data) - 1) + 1
             if start >= len(data):
                 return 416, {"Content-Range": f"bytes */{len(data)}"}, b""

@@ -38,8 +38,8 @@ class ResumingStream(io.RawIOBase):
         failures = 0
         while True:
             try:
-                got = self.raw.readinto(buffer)
-                self.position += got or 0
+                got = self._read_some(buffer)
+                self.position += got
                 return got
             except Exception as e:  # noqa: BLE001 - sorted below: transient errors resume, others raise
                 if isinstance(e, ShardReadError) or not is_transient(e):
@@ -49,6 +49,16 @@ class ResumingStream(io.RawIOBase):
                     raise ShardReadError(f"{self.url}: gave up at byte {self.position:,} after {failures} attempts "
                                          f"in a row ({type(e).__name__}: {e})") from e
                 self._resume(e, failures)
+
+    def _read_some(self, buffer) -> int:
+        """Read what has arrived (``read1`` when the stream has it: the bytes received before a fault are
+        delivered, so the resumption starts after them), at most ``len(buffer)``."""
+        read1 = getattr(self.raw, "read1", None)
+        if read1 is None:
+            return self.raw.readinto(buffer) or 0
+        data = read1(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
     def _resume(self, exn: BaseException, failures: int) -> None:
         """Wait, then open the shard again at the byte reached (that request's own retries report themselves)."""
