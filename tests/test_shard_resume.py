@@ -107,3 +107,25 @@ def test_the_next_epoch_reads_every_shard_again(small_data):
     assert len(arrival_order(pipeline)) < len(ALL)
     pipeline.set_epoch(SETTINGS["epoch"] + 1)
     assert sorted(arrival_order(pipeline).tolist()) == ALL
+
+
+def test_block_path_resumes_from_2_ranks_on_3(small_data):
+    from course_lib.loaders.webdataset_pipeline import make_block_webdataset
+
+    expected = manifest_shards(small_data, "wdsb")
+    kw = dict(batch_size=8, window_blocks=2, seed=4, epoch=1)
+    seen, states = [], []
+    for rank in range(2):
+        pipeline = make_block_webdataset(small_data, rank=rank, world_size=2, **kw)
+        ids = arrival_order(itertools.islice(pipeline, 2)).tolist()        # two batches per rank, lockstep
+        seen += ids
+        states.append(pipeline.state_dict(delivered_per_shard(ids, expected)))
+    rest, plans = [], []
+    for rank in range(3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipeline = make_block_webdataset(small_data, rank=rank, world_size=3, resume=states, **kw)
+        plans.append(pipeline.resume_plan)
+        rest += arrival_order(pipeline).tolist()
+    assert sorted(set(seen) | set(rest)) == ALL and len(rest) == len(set(rest))
+    assert len(seen) + len(rest) - len(ALL) == plans[0].samples_repeated

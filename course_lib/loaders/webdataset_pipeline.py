@@ -30,7 +30,7 @@ from .shard_accounting import ShardSamples
 from .shard_errors import ErrorLog, MissingShardError, ShardReadError
 from .shard_index import ShardExpectation, manifest_shards
 from .shard_open import open_shard
-from .shard_resume import plan_resume, shard_state
+from .shard_resume import ResumePlan, plan_resume, shard_state
 from .shuffle_buffer import ShuffleBuffer
 from .worker_transport import RING_SLOTS
 
@@ -84,6 +84,14 @@ class ShardPipeline(wds.DataPipeline):
         """What to save at a stop: this pipeline's settings and ``delivered`` (samples per shard name, e.g. from
         ``shard_resume.delivered_per_shard``); resume with ``make_webdataset(..., resume=[every rank's])``."""
         return shard_state(self, delivered)
+
+    def resume_from(self, state: Any, expected: dict[str, ShardExpectation], in_flight: str = "replay") -> ResumePlan:
+        """Resume this epoch from ``state`` (every rank's, as a list) on this pipeline's ranks: the plan, counted."""
+        self.resume_plan = plan_resume(state, seed=self.seed, epoch=self.epoch, shardshuffle=self.shardshuffle,
+                                       shards=[u.rsplit("/", 1)[-1] for u in self.urls], expected=expected,
+                                       in_flight=in_flight, world_size=rank_and_world(self.rank, self.world_size)[1])
+        self.dropped = self.resume_plan.dropped
+        return self.resume_plan
 
     def worker_rng(self, *salt: int) -> np.random.Generator:
         """A generator keyed by (seed, epoch, rank, worker, salt): reproducible, distinct per worker."""
@@ -156,10 +164,7 @@ def make_webdataset(source: Source, *, shuffle_buffer: int = 1000, seed: int = 0
     pipeline = ShardPipeline(urls, seed=seed, epoch=epoch, shardshuffle=shardshuffle, rank=rank,
                              world_size=world_size, errors=errors, resampled=resampled, retry=retry)
     if resume is not None:
-        pipeline.resume_plan = plan_resume(resume, seed=seed, epoch=int(epoch), shardshuffle=shardshuffle,
-                                           shards=[u.rsplit("/", 1)[-1] for u in urls], expected=expected,
-                                           in_flight=in_flight, world_size=rank_and_world(rank, world_size)[1])
-        pipeline.dropped = pipeline.resume_plan.dropped
+        pipeline.resume_from(resume, expected, in_flight)
     pipeline.append(ShardSamples(expected, errors, SAMPLE_MEMBERS))
     if shuffle_buffer:
         start = shuffle_buffer if initial is None else initial
@@ -174,11 +179,13 @@ def make_block_webdataset(source: Source, *, batch_size: int = 256, window_block
                           seed: int = 0, epoch: int = 0, handler: str = "raise", shardshuffle: bool = True,
                           rank: int | None = None, world_size: int | None = None,
                           partial: bool = True, worker_slots: int = RING_SLOTS,
-                          retry: RetryPolicy | None = None) -> ShardPipeline:
+                          retry: RetryPolicy | None = None, resume: Any = None,
+                          in_flight: str = "replay") -> ShardPipeline:
     """The fast path over data_gen ``wdsb`` shards: blocks of samples, shuffled within a window of
     ``window_blocks`` blocks, yielded as ready batches ``{"x", "y", "idx"}`` of tensors. Inside DataLoader
     workers each batch is gathered into one of ``worker_slots`` reused shared-memory slots per worker
-    (``worker_transport``; 0: torch's default, a fresh shared-memory segment per tensor)."""
+    (``worker_transport``; 0: torch's default, a fresh shared-memory segment per tensor). ``retry``, ``resume``
+    and ``in_flight`` as in :func:`make_webdataset`."""
     check_positive("window_blocks", window_blocks)
     check_positive("batch_size", batch_size)
     check_non_negative("worker_slots", worker_slots)
@@ -187,6 +194,8 @@ def make_block_webdataset(source: Source, *, batch_size: int = 256, window_block
     errors = ErrorLog(handler, urls)
     pipeline = ShardPipeline(urls, seed=seed, epoch=epoch, shardshuffle=shardshuffle, rank=rank,
                              world_size=world_size, errors=errors, retry=retry)
+    if resume is not None:
+        pipeline.resume_from(resume, expected, in_flight)
     pipeline.append(ShardSamples(expected, errors, BLOCK_MEMBERS, lazy=True, per_item=WDS_BLOCK))
     pipeline.append(wds.map(decode_block, handler=errors))
     pipeline.append(MixBlocks(window_blocks, batch_size, functools.partial(pipeline.worker_rng, MIX_SALT), partial,
