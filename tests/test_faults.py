@@ -179,9 +179,12 @@ def test_s3_epoch_exactly_once_through_503s_and_cut_bodies(faulty_s3, small_data
 def test_s3_missing_key_fails_at_once_naming_the_url(faulty_s3):
     s3, urls = faulty_s3
     missing = urls[0].replace("shard_0000", "shard_0099")
+    requests, injected = s3.proxy.requests, s3.proxy.injected
     with s3_scheme(S3Opener(s3.faulty.endpoint)):
         with pytest.raises(ShardReadError, match="s3://course-faults/shard_0099.tar: no such key"):
             list(make_webdataset([missing], retry=FAST))
+    answered = (s3.proxy.requests - requests) - (s3.proxy.injected - injected)
+    assert answered <= 2        # s3fs's HEAD and its listing fallback, each answered once: a 404 is not retried
 
 
 def test_botocore_retry_policy_as_configured_and_as_it_behaves(faulty_s3):
