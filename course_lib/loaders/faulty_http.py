@@ -26,8 +26,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
+# S3's body for its 503. botocore's standard mode backs off on it as on throttling: a random 0-1 s, doubling
+# per retry (measured 0.1-1.0 s per retry here), however short the RetryPolicy's own backoff is
 SLOW_DOWN = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>SlowDown</Code>"
-             b"<Message>Please reduce your request rate.</Message></Error>")   # S3's body for its 503
+             b"<Message>Please reduce your request rate.</Message></Error>")
 
 
 @dataclass(frozen=True)
