@@ -8,8 +8,8 @@ import torch
 from torch.utils.data import get_worker_info
 
 from .item_sender import send_batch
+from .mapped_blocks import LazyBlock
 from .row_gather import gather_rows
-from .tar_reads import LazyBlock
 from .worker_transport import RING_SLOTS, RingSet
 
 
