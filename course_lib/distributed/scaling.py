@@ -110,7 +110,9 @@ def scaling_rows(layouts: Sequence[tuple[int, int]], *, num_workers: int, timing
             "shards now": shards, "idle readers now": max(0, readers - shards),
             "equal counts now": shards % readers == 0,
             "shards to use": count, "shard MB": dataset_bytes / count / 1e6,
-            "latency share": timing.latency / (timing.latency + dataset_bytes / count / (timing.bandwidth * 1e6)),
+            "latency share": (share := timing.latency / (timing.latency + dataset_bytes / count
+                                                          / (timing.bandwidth * 1e6))),
+            "latency within rule": share <= overhead + 1e-9,
             "samples per rank": dataset_samples // ranks,
             "node demand MB/s": node_demand,
             "streams per node needed": math.ceil(node_demand / timing.bandwidth),
