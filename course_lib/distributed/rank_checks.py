@@ -61,7 +61,8 @@ def find_run(result: dict[str, Any], name: str, epoch: int = 0) -> dict[str, Any
 def gather_ranks_in_process(make_dataset: Callable[[int, int], Any], *, world_size: int, num_workers: int,
                             total: int, epoch: int = 0, name: str = "in-process") -> dict[str, Any]:
     """Play each rank in turn: ``make_dataset(rank, world_size)`` read through a DataLoader with ``num_workers``
-    workers; the ids every rank received are judged by :func:`run_report` against ``0..total-1``."""
+    workers; the ids every rank received are judged by :func:`run_report` against ``0..total-1``.
+    Chapter 06 §1 checks the learner's ``RankShardLoader`` with it."""
     if world_size < 1 or num_workers < 0:
         raise ValueError(f"world_size must be >= 1 and num_workers >= 0, got {world_size} and {num_workers}")
     ids, batches = [], []

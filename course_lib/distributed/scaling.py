@@ -94,6 +94,7 @@ def scaling_rows(layouts: Sequence[tuple[int, int]], *, num_workers: int, timing
     """One row per (nodes, GPUs per node): readers, the shard counts and sizes that keep them busy, bandwidth.
 
     ``shards``: how many the dataset has now; ``demand_samples_per_s``: what one GPU's training step consumes.
+    ``latency within rule``: whether the shard count keeps the latency share <= ``overhead`` (chapter 06 §5).
     """
     dataset_bytes = dataset_samples * bytes_per_sample
     smallest = min_shard_bytes(timing.latency, timing.bandwidth, overhead)
