@@ -82,7 +82,7 @@ def test_ch06_litdata_drop_last_is_a_distributed_default_that_can_be_turned_off(
     script = tmp_path / "claim.py"
     script.write_text(_LITDATA_DROP_LAST)
     done = subprocess.run([sys.executable, str(script), str(tmp_path / "optimized")], capture_output=True,
-                          text=True, timeout=300, cwd=tmp_path)
+                          text=True, timeout=300, cwd=tmp_path, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"None": True, "False": False, "True": True}
 

@@ -8,8 +8,8 @@ import pytest
 
 matplotlib.use("Agg")
 
-from course_lib.course.plots_ch07 import warm_cold_bars  # noqa: E402
-from course_lib.measure.throughput import ThroughputResult  # noqa: E402
+from course_lib.course.plots_ch07 import warm_cold_bars
+from course_lib.measure.throughput import ThroughputResult
 
 
 def _result(label: str, rate: float, resident: float) -> ThroughputResult:

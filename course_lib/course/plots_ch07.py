@@ -1,7 +1,7 @@
 """Chapter 07's figure: your data's loaders, warm and cold, beside the seed's bar and the page-cache ceiling."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..measure.throughput import SEED_BAR, ThroughputResult
 from .plots import plt
@@ -29,7 +29,7 @@ def warm_cold_bars(results: Sequence[ThroughputResult], *, ceiling_mb_s: float |
     for bar, r in zip(bars, results):
         ax.text(bar.get_width() * 1.1, bar.get_y() + bar.get_height() / 2,
                 f"{r.samples_per_s:,.0f}/s, {r.mb_per_s:,.0f} MB/s", va="center", fontsize=8,
-                bbox=dict(facecolor="white", edgecolor="none", pad=1))
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
     ax.invert_yaxis()
     ax.set_xlabel("samples per second (log scale); hatched: cold page cache")
     ax.set_title(title)

@@ -1,7 +1,8 @@
 """Chapter 06's scaling figures as tables: request timings per store, and the shards/ranks/workers plan."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..distributed.scaling import StoreTiming
 from .tables import Table

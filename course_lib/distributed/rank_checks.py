@@ -6,7 +6,8 @@ No process group here: the torchrun script gathers, these functions judge, and t
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from torch.utils.data import DataLoader

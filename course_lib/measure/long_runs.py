@@ -9,12 +9,13 @@ warm) and adds the epochs up.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from .page_cache import evict
-from .throughput import data_files, measure_throughput, ThroughputResult
+from .throughput import ThroughputResult, data_files, measure_throughput
 
 
 def _epochs(loader: Iterable[Any], epochs: int) -> Iterator[Any]:
