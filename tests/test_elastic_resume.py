@@ -114,7 +114,7 @@ def test_other_data_or_settings_are_refused_naming_the_key(small_data, key, valu
 
 
 def test_torchrun_two_ranks_checkpoint_then_resume_on_one_and_three(small_data, tmp_path):
-    from course_lib.distributed.elastic_resume import elastic_resume
+    from course_lib.distributed.elastic_demo import elastic_resume
     demo = elastic_resume(small_data, tmp_path, before=2, after=(1, 3), steps=3, batch_size=8)
     assert sorted(demo.uninterrupted) == list(range(103))
     assert len(demo.before_checkpoint) == 2 * 3 * 8                   # 3 steps of 8 on each of 2 ranks

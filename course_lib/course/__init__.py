@@ -14,4 +14,5 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, table(
     regime_tables="beside_reference feed_table goals_markdown regime_table transfer_beside",
     reference_machine="reference_figures worker_scaling",
     scaling_tables="scaling_table timing_table",
+    plots_ch07="warm_cold_bars",
 ))

@@ -13,8 +13,11 @@ from .._exports import lazy_exports, table
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, table(
     launch="torchrun",
-    rank_checks="ranks_disjoint run_report same_order",
-    s3_shards="s3_server upload_shards S3Opener brace_pattern",
+    rank_checks="gather_ranks_in_process ranks_disjoint run_report same_order",
+    s3_shards="s3_scheme s3_server upload_shards S3Opener brace_pattern",
     shard_cache="CachedOpener",
     scaling="min_shard_bytes scaling_rows time_file time_http time_s3",
+    elastic_demo="elastic_resume ElasticResume in_rank_order",
+    fault_drill="fault_epoch fault_cost FaultDrill",
+    s3_faults="s3_faulty_server",
 ))

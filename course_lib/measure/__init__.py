@@ -18,4 +18,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, table(
     training_step="TrainingStep data_wait",
     regimes="copy_bound_spec course_specs image_data jpeg_bytes_per_sample measure_specs order_quality regime_goals",
     peer_runner="run_peers",
+    buffer_held="held_while_shuffling",
+    class_orders="loader_orders loader_orders_elsewhere",
+    long_runs="measure_warm measure_cold",
 ))

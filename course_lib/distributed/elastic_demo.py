@@ -1,6 +1,6 @@
 """Resume a DDP job on another number of ranks, the way a preempted job restarts on what is free.
 
-    from course_lib.distributed.elastic_resume import elastic_resume
+    from course_lib.distributed.elastic_demo import elastic_resume
     demo = elastic_resume("build/data", "build/elastic", before=2, after=(1, 3), steps=3)
     demo.exactly_once(3), demo.same_order(3)
 
@@ -11,7 +11,7 @@ the end of the epoch: that is the uninterrupted run. Then, for each world size i
 checkpoint on every rank and trains to the end of the epoch. Every rank writes the ids of its batches; the
 ranks' batches in rank order are each job's global sequence (README: Elastic determinism).
 
-Each rank runs ``python -m course_lib.distributed.elastic_resume`` under ``launch.torchrun`` (CPU, gloo; DDP's
+Each rank runs ``python -m course_lib.distributed.elastic_demo`` under ``launch.torchrun`` (CPU, gloo; DDP's
 ``Join`` covers the last round, where some ranks have one batch fewer).
 """
 from __future__ import annotations
@@ -107,7 +107,7 @@ def _rank_batches(launch: LaunchResult, world: int) -> list[list[list[int]]]:
 # -- one rank ------------------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The rank script's command line (``elastic_resume`` builds it)."""
-    p = argparse.ArgumentParser(prog="python -m course_lib.distributed.elastic_resume", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m course_lib.distributed.elastic_demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", required=True)
     p.add_argument("--out", type=Path, required=True, help="rank 0 writes it when every rank is done")
