@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
-from course_lib.measure.fresh_block_order import (block_order_fingerprints,
-                                                  block_order_fingerprints_in_fresh_process, method_payload)
+from course_lib.measure.fresh_block_order import (
+    block_order_fingerprints,
+    block_order_fingerprints_in_fresh_process,
+    method_payload,
+)
 from course_lib.measure.order_fingerprint import coverage
 from course_lib.measure.page_cache import cached_ceilings
 from course_lib.measure.shuffle_quality import arrival_order
@@ -79,7 +82,7 @@ def test_stored_block_order_gives_the_same_fingerprints_in_a_fresh_process(small
 
 def test_a_notebook_method_travels_by_source_and_a_global_generator_is_caught(small_data, notebook_functions):
     assert method_payload(notebook_functions.seeded)["imports"] == {"np": "numpy:"}
-    kw = dict(seed=2, block_size=8, epochs=(0, 1))
+    kw = {"seed": 2, "block_size": 8, "epochs": (0, 1)}
     fresh = block_order_fingerprints_in_fresh_process(ShardLoader, notebook_functions.seeded, small_data, **kw)
     assert fresh == block_order_fingerprints(ShardLoader, notebook_functions.seeded, small_data, **kw)
     np.random.seed(0)

@@ -1,13 +1,14 @@
 """The physical ceiling: how fast plain sequential reads of the shard files go (warm page cache)."""
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import time
+from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
-from pathlib import Path
-from typing import Iterable
 
 
 def read_files(paths: Iterable[Path], chunk: int = 8 << 20) -> tuple[int, float]:
@@ -124,21 +125,17 @@ def cached_ceilings(paths: Iterable[Path], batch_bytes: int = 3 << 20, repeat: i
     ``mapped_copy`` (:func:`copy_mapped` over maps opened once, so after the first pass no page faults remain:
     one user-space copy per batch) — the ceiling of a loader that gathers batches from memory maps."""
     paths = list(paths)
-    files = [open(p, "rb") for p in paths]
-    try:
-        maps = [mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) for f in files]
+    rates: dict[str, list[float]] = {"read": [], "mapped_copy": []}
+    with contextlib.ExitStack() as stack:
+        files = [stack.enter_context(open(p, "rb")) for p in paths]
+        maps = [stack.enter_context(mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)) for f in files]
         views = [np.frombuffer(m, dtype=np.uint8) for m in maps]
-        rates: dict[str, list[float]] = {"read": [], "mapped_copy": []}
+        runs = {"read": lambda: read_files(paths), "mapped_copy": lambda: copy_mapped(views, batch_bytes)}
         for _ in range(repeat):
-            for name, run in (("read", lambda: read_files(paths)), ("mapped_copy", lambda: copy_mapped(views, batch_bytes))):
+            for name, run in runs.items():
                 nbytes, seconds = run()
                 rates[name].append(nbytes / seconds / 1e6)
-        del views
-        for m in maps:
-            m.close()
-    finally:
-        for f in files:
-            f.close()
+        views.clear()  # release the buffers before the maps close
     return {name: max(r) for name, r in rates.items()}
 
 
