@@ -9,10 +9,11 @@ from ..measure.memory import MemorySnapshot
 
 
 def memory_stages(stages: Mapping[str, MemorySnapshot], *, ax=None,
-                  title: str = "This process's memory (PSS) around a memory map"):
-    """Grouped horizontal bars, one group per stage: anonymous (heap) and file-backed MB, each labelled."""
+                  title: str = "This process's memory (PSS): growth since before the maps were opened"):
+    """Grouped horizontal bars, one group per stage: anonymous (heap) and file-backed MB, each labelled; the
+    legend outside the axes (constrained layout makes room for it)."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(8, 0.8 * len(stages) + 1.2))
+        _, ax = plt.subplots(figsize=(8, 0.8 * len(stages) + 1.2), layout="constrained")
     names = list(stages)
     rows = range(len(names))
     anon = [stages[n].anon_mb for n in names]
@@ -29,5 +30,4 @@ def memory_stages(stages: Mapping[str, MemorySnapshot], *, ax=None,
     ax.set_xlabel("MB")
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)  # outside the data
-    ax.figure.tight_layout()
     return ax
