@@ -108,3 +108,21 @@ def test_cached_ceilings_measure_both_ways_of_taking_the_cached_files(small_data
     paths = sorted((small_data / "npy").glob("shard_*.npy"))
     rates = cached_ceilings(paths, batch_bytes=4096, repeat=1)
     assert set(rates) == {"read", "mapped_copy"} and all(r > 0 for r in rates.values())
+
+
+def test_memory_stages_draws_every_stage_with_its_legend_outside_the_bars():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from course_lib.course.plots_ch02 import memory_stages
+    from course_lib.measure.memory import MemorySnapshot
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ax = memory_stages({"maps opened": MemorySnapshot(0, 0), "every page read once": MemorySnapshot(0.3, 492.0),
+                            "maps released": MemorySnapshot(0, 0)})
+        ax.figure.canvas.draw()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["maps opened", "every page read once", "maps released"]
+    renderer = ax.figure.canvas.get_renderer()
+    legend, axes = ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer)
+    assert legend.x0 >= axes.x1  # right of the axes: it covers no bar
