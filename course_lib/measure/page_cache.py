@@ -36,8 +36,9 @@ def page_cache_mb_per_s(paths: Iterable[Path], chunk: int = 8 << 20, repeat: int
 def evict(paths: Iterable[Path]) -> int:
     """Ask the OS to drop these files from the page cache (``posix_fadvise DONTNEED``; no root needed).
 
-    The next read then comes from the disk, as in a fresh boot. Advisory: pages mapped by a live process
-    stay. Dirty pages (a file just written, e.g. by data_gen, which does not fsync each shard) cannot be
+    The next read then goes to the block device, as after a fresh boot of this OS (on a virtual machine the
+    host may still cache those blocks: "cold" means cold for this kernel). Advisory: pages mapped by a live
+    process stay (:func:`resident_fraction` tells). Dirty pages (a file just written, e.g. by data_gen, which does not fsync each shard) cannot be
     dropped, so each file is flushed first. Returns the number of files advised.
     """
     count = 0
