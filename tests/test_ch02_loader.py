@@ -126,3 +126,29 @@ def test_memory_stages_draws_every_stage_with_its_legend_outside_the_bars():
     renderer = ax.figure.canvas.get_renderer()
     legend, axes = ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer)
     assert legend.x0 >= axes.x1  # right of the axes: it covers no bar
+
+
+def _no_split(self):
+    return self.block_order()
+
+
+def _zero_copy(self):
+    import torch
+
+    maps = [np.load(p, mmap_mode="r") for p in self.paths]
+    for block in self.my_blocks():
+        shard, start, stop = self.blocks[block]
+        records = maps[shard][start:stop]
+        yield {"x": torch.from_numpy(records["x"]), "y": torch.from_numpy(records["y"]),
+               "idx": torch.from_numpy(records["idx"])}
+
+
+def test_the_step_checks_catch_the_usual_mistakes(small_data):
+    """Step 1 without a worker split repeats samples; step 3 wrapping the read-only map warns (the check errors)."""
+    unsplit = type("Unsplit", (ShardLoader,), {"my_blocks": _no_split})(small_data, batch_size=8, block_size=16)
+    total = sum(stop - start for _, start, stop in unsplit.blocks)
+    assert coverage(arrival_order(DataLoader(unsplit, batch_size=None, num_workers=2)), total).duplicates == total
+    wrapped = type("Wrapped", (ShardLoader,), {"__iter__": _zero_copy})(small_data, batch_size=8, block_size=16)
+    with warnings.catch_warnings(), pytest.raises(UserWarning, match="not writable"):
+        warnings.simplefilter("error")
+        next(iter(wrapped))
