@@ -102,6 +102,8 @@ def test_a_method_using_a_notebook_variable_or_a_closure_is_refused_with_its_nam
     closure.__module__ = "__main__"
     with pytest.raises(ValueError, match="blocks"):
         method_payload(closure)
+    with pytest.raises(ValueError, match="lambda"):
+        method_payload(lambda self: np.arange(3))
 
 
 def test_cached_ceilings_measure_both_ways_of_taking_the_cached_files(small_data):

@@ -56,6 +56,8 @@ def method_payload(fn: Callable) -> dict[str, Any]:
     path = _importable(fn)
     if path:
         return {"path": path}
+    if fn.__name__ == "<lambda>":
+        raise ValueError("a lambda cannot be sent to a fresh process by its source: define it with def")
     if fn.__code__.co_freevars:
         raise ValueError(f"{fn.__qualname__} uses {', '.join(fn.__code__.co_freevars)} from an enclosing function: "
                          "a fresh process cannot see it (define the method at the top level of a cell)")
