@@ -31,6 +31,7 @@ def global_rng(self):
 
 
 BLOCKS = 3
+seed = 7  # a notebook global named like an attribute the method reads (self.seed): not sent, not refused
 
 
 def uses_notebook_value(self):

@@ -8,6 +8,7 @@ fresh process builds ``base`` with the method swapped in and prints each epoch's
 """
 from __future__ import annotations
 
+import dis
 import importlib
 import inspect
 import json
@@ -40,8 +41,8 @@ def _load(path: str) -> Any:
 
 
 def _names(code: types.CodeType) -> set[str]:
-    """Global names a function's code (and its nested functions) uses."""
-    names = set(code.co_names)
+    """Global names a function's code (and its nested functions) loads: not attribute names such as ``self.seed``."""
+    names = {i.argval for i in dis.get_instructions(code) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             names |= _names(const)
