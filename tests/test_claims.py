@@ -41,9 +41,9 @@ def _draws(num_workers: int, torch_seed: int, numpy_seed: int | None = None) -> 
 
 
 def test_ch02_torch_reseeds_numpy_in_each_worker_from_its_own_seed_but_not_in_the_main_process():
-    """02 §3: "torch (since 1.9) reseeds numpy's global generator in each DataLoader worker, from a base seed it
-    draws from torch's own generator for every new iterator: the same only if you call torch.manual_seed first.
-    With num_workers=0 nothing reseeds it: the order depends on whoever drew from it before." """
+    """Chapter 02, section 3: "In the main process (`num_workers=0`) nothing reseeds it [numpy's global generator]
+    ... In DataLoader workers torch (since 1.9) reseeds it per worker, from a base seed drawn from torch's own
+    generator for every new iterator: the order changes every run unless you call `torch.manual_seed`." """
     import inspect
 
     from torch.utils.data._utils import worker
