@@ -21,7 +21,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, table(**{
     "loaders.device_transfer": "DeviceLoader",
     "loaders.shard_index": "index_shards",
     "loaders.epoch_plan": "EpochPlan",
-    "loaders.keyed_rng": "keyed_rng",
+    "loaders.keyed_random": "keyed_rng",
     "loaders.shard_errors": "ShardError MissingShardError ShardFormatError ShardReadError",
     "measure.throughput": "measure_throughput",
     "course.verification": "start_chapter verification_checkpoint",

@@ -58,7 +58,7 @@ def test_litdata_sees_every_sample_once(small_data, tmp_path):
 
     pytest.importorskip("litdata")
     from course_lib.measure.peers import litdata_loader, prepare_litdata
-    from course_lib.measure.shuffle_quality import arrival_order
+    from course_lib.measure.shuffle_metrics import arrival_order
 
     prepared = prepare_litdata(small_data, tmp_path / "litdata")
     assert prepare_litdata(small_data, tmp_path / "litdata") == prepared       # converted once, then reused

@@ -78,3 +78,26 @@ def test_every_exported_name_resolves(package):
         assert getattr(pkg, name) is not None, f"{package}.{name}"
     with pytest.raises(AttributeError, match="no_such_name"):
         getattr(pkg, "no_such_name")
+
+
+@pytest.mark.parametrize("package", ["course_lib", "course_lib.loaders", "course_lib.measure", "course_lib.teaching",
+                                     "course_lib.course", "course_lib.distributed"])
+def test_no_exported_name_is_also_a_module_of_its_package(package):
+    """Importing a submodule sets the package attribute of its name: an exported function named like a module of
+    the same package would turn into that module once anything imports it (``measure.shuffle_quality`` did)."""
+    import importlib
+    import pkgutil
+
+    pkg = importlib.import_module(package)
+    assert not set(pkg.__all__) & {m.name for m in pkgutil.iter_modules(pkg.__path__)}
+
+
+def test_a_name_stays_the_function_after_its_module_is_imported_by_others():
+    import subprocess
+    import sys
+
+    code = ("import course_lib.measure as m; import course_lib.measure.fingerprints; "
+            "from course_lib.measure import arrival_order, shuffle_quality, order_fingerprint; "
+            "assert callable(shuffle_quality) and callable(order_fingerprint) and callable(arrival_order); "
+            "assert callable(m.shuffle_quality)")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

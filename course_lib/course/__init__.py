@@ -12,6 +12,6 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, table(
           "regime_bars shuffle_buffer_plot shuffle_frontier throughput_bars workers_scaling",
     resume_run="resumable_loader resume_in_fresh_process",
     regime_tables="beside_reference feed_table goals_markdown regime_table transfer_beside",
-    reference_figures="reference_figures worker_scaling",
+    reference_machine="reference_figures worker_scaling",
     scaling_tables="scaling_table timing_table",
 ))

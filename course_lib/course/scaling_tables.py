@@ -1,7 +1,8 @@
 """Chapter 06's scaling figures as tables: request timings per store, and the shards/ranks/workers plan."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..distributed.scaling import StoreTiming
 from .tables import Table
@@ -14,9 +15,12 @@ def timing_table(timings: Sequence[StoreTiming], title: str = "") -> Table:
                                                      "repeats (latency / bandwidth)"], title=title)
 
 
-def scaling_table(rows: Sequence[dict[str, Any]], title: str = "") -> Table:
-    """:func:`scaling_rows` as a table (shares as percentages)."""
-    header = list(rows[0]) if rows else []
+def scaling_table(rows: Sequence[dict[str, Any]], title: str = "", columns: Sequence[str] = ()) -> Table:
+    """:func:`scaling_rows` as a table (shares as percentages): ``columns`` of them (all when empty)."""
+    header = list(columns) if columns else list(rows[0]) if rows else []
+    unknown = [c for c in header if rows and c not in rows[0]]
+    if unknown:
+        raise KeyError(f"no column {unknown} in the scaling rows; they have {list(rows[0])}")
     return Table([[_fmt(k, r[k]) for k in header] for r in rows], header=header, title=title)
 
 

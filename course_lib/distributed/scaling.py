@@ -11,8 +11,9 @@ import math
 import statistics
 import time
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ def scaling_rows(layouts: Sequence[tuple[int, int]], *, num_workers: int, timing
     """One row per (nodes, GPUs per node): readers, the shard counts and sizes that keep them busy, bandwidth.
 
     ``shards``: how many the dataset has now; ``demand_samples_per_s``: what one GPU's training step consumes.
+    ``latency within rule``: whether the shard count keeps the latency share <= ``overhead`` (chapter 06 §5).
     """
     dataset_bytes = dataset_samples * bytes_per_sample
     smallest = min_shard_bytes(timing.latency, timing.bandwidth, overhead)
@@ -110,7 +112,9 @@ def scaling_rows(layouts: Sequence[tuple[int, int]], *, num_workers: int, timing
             "shards now": shards, "idle readers now": max(0, readers - shards),
             "equal counts now": shards % readers == 0,
             "shards to use": count, "shard MB": dataset_bytes / count / 1e6,
-            "latency share": timing.latency / (timing.latency + dataset_bytes / count / (timing.bandwidth * 1e6)),
+            "latency share": (share := timing.latency / (timing.latency + dataset_bytes / count
+                                                          / (timing.bandwidth * 1e6))),
+            "latency within rule": share <= overhead + 1e-9,
             "samples per rank": dataset_samples // ranks,
             "node demand MB/s": node_demand,
             "streams per node needed": math.ceil(node_demand / timing.bandwidth),

@@ -4,7 +4,7 @@ from .._exports import lazy_exports, table
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, table(
     epoch_plan="EpochPlan",
-    keyed_rng="keyed_rng",
+    keyed_random="keyed_rng",
     shard_errors="ShardError MissingShardError ShardFormatError ShardReadError",
     shard_index="index_shards count_samples manifest_counts manifest_shards",
     mmap_shards="MmapShardDataset",
