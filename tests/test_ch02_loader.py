@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
+from course_lib.measure.fingerprints import coverage
 from course_lib.measure.fresh_block_order import (
     block_order_fingerprints,
     block_order_fingerprints_in_fresh_process,
     method_payload,
 )
-from course_lib.measure.order_fingerprint import coverage
 from course_lib.measure.page_cache import cached_ceilings
-from course_lib.measure.shuffle_quality import arrival_order
+from course_lib.measure.shuffle_metrics import arrival_order
 from course_lib.solutions.ch02_mmap_streaming import ShardLoader
 
 LEARNER_CELL = '''

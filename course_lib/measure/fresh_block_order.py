@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .order_fingerprint import order_fingerprint
+from .fingerprints import order_fingerprint
 
 
 def _importable(obj: Any) -> str | None:
