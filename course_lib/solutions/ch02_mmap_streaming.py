@@ -8,26 +8,6 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..course.exercises import solution
-from ..teaching.naive import SeedStreamingDataset
-
-
-class WorkerSplitSeedDataset(SeedStreamingDataset):
-    """Chapter 02's exercise: the seed's dataset with bug 3 fixed, each DataLoader worker reading only the
-    shards ``shards[worker::num_workers]`` (``get_worker_info()`` is None in the main process)."""
-
-    def __iter__(self):
-        info = get_worker_info()
-        worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
-        for shard in self.shards[worker::num_workers]:
-            data = np.load(shard, mmap_mode="r")
-            for idx in np.random.permutation(len(data)):
-                yield data[idx]
-
-
-@solution("02_mmap_streaming")
-def worker_split_seed_dataset():
-    """Chapter 02: the class above (a class at module level, so DataLoader workers can pickle it)."""
-    return WorkerSplitSeedDataset
 
 
 class ShardLoader(IterableDataset):
@@ -72,3 +52,22 @@ class ShardLoader(IterableDataset):
                 yield {"x": torch.from_numpy(np.ascontiguousarray(records["x"])),   # the one copy
                        "y": torch.from_numpy(records["y"].astype(np.int64)),
                        "idx": torch.from_numpy(records["idx"].astype(np.int64))}
+
+
+# The three exercises: the learner writes each method; the check puts it into a subclass of the class above.
+@solution("02_worker_split")
+def worker_split():
+    """Step 1: ``my_blocks``, this worker's share of the block order."""
+    return ShardLoader.my_blocks
+
+
+@solution("02_block_order")
+def seeded_block_order():
+    """Step 2: ``block_order``, a permutation of the blocks that depends on (seed, epoch) only."""
+    return ShardLoader.block_order
+
+
+@solution("02_one_copy_batches")
+def one_copy_batches():
+    """Step 3: ``__iter__``, batches gathered from the maps with one copy each."""
+    return ShardLoader.__iter__
