@@ -15,4 +15,5 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, table(
     reference_machine="reference_figures worker_scaling",
     scaling_tables="scaling_table timing_table",
     plots_ch07="warm_cold_bars",
+    plots_ch02="memory_stages",
 ))

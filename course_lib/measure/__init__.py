@@ -5,10 +5,10 @@ from .._exports import lazy_exports, table
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, table(
     throughput="measure_throughput ThroughputResult SEED_BAR",
-    memory="available_mb memory_snapshot PeakMemory",
+    memory="MemorySnapshot available_mb memory_snapshot PeakMemory",
     memory_growth="load_shards_measuring_memory",
     process_memory="PeakPss",
-    page_cache="page_cache_mb_per_s memcpy_mb_per_s cold_read_mb_per_s evict resident_fraction",
+    page_cache="cached_ceilings page_cache_mb_per_s memcpy_mb_per_s cold_read_mb_per_s evict resident_fraction",
     cold_cache="cold_runs",
     shuffle_metrics="arrival_order shuffle_quality",
     shuffle_frontier="measure_shuffle_frontier",
@@ -21,4 +21,5 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, table(
     buffer_held="held_while_shuffling",
     class_orders="loader_orders loader_orders_elsewhere",
     long_runs="measure_warm measure_cold",
+    fresh_block_order="block_order_fingerprints block_order_fingerprints_in_fresh_process",
 ))
