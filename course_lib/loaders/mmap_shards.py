@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from .epoch_plan import SHUFFLE_MODES, EpochPlan, rank_bounds
+from .resharding import refuse_resharding
 from .resume_position import ResumePosition, skip_ids
 from .row_gather import gather_rows
 from .runtime import check_non_negative, check_positive, current_worker, rank_and_world
@@ -128,6 +129,7 @@ class MmapShardDataset(IterableDataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch`` from its beginning (call before iterating, as with DistributedSampler)."""
+        refuse_resharding(self)                  # split by rank already: never split again (resharding.py)
         self.epoch = epoch
         self._position.restart()
 
@@ -158,6 +160,7 @@ class MmapShardDataset(IterableDataset):
 
     # -- reading ----------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Sample]:
+        refuse_resharding(self)
         in_worker = get_worker_info() is not None and self.worker_slots > 0   # 0: torch's default transport
         if self.batch_size:
             yield from (self._ring_batches() if in_worker else (batch_tensors(self._gather(ids))

@@ -23,6 +23,7 @@ from data_gen.layout import WDS, WDS_BLOCK, WDSB, format_dir, shard_glob
 from .block_mixing import MixBlocks
 from .keyed_rng import keyed_rng
 from .npy_members import BLOCK_MEMBERS, SAMPLE_MEMBERS, decode_block, decode_sample
+from .resharding import refuse_resharding
 from .runtime import check_non_negative, check_positive, check_split, current_rank, current_worker
 from .shard_errors import ErrorLog, MissingShardError, ShardReadError
 from .shard_index import ShardExpectation, manifest_shards
@@ -69,6 +70,7 @@ class ShardPipeline(wds.DataPipeline):
 
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle for ``epoch`` (a pure function of seed and epoch, the same on every rank)."""
+        refuse_resharding(self)                  # split by node already: never split again (resharding.py)
         self.epoch = int(epoch)
 
     def worker_rng(self, *salt: int) -> np.random.Generator:
@@ -77,6 +79,7 @@ class ShardPipeline(wds.DataPipeline):
         return keyed_rng(self.seed, self.epoch, rank, current_worker()[0], *salt)
 
     def _shards(self) -> Iterator[dict[str, str]]:
+        refuse_resharding(self)
         if self.resampled:
             return self._resample()
         order = range(len(self.urls))
