@@ -39,10 +39,12 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
+from data_gen.layout import NPY, WDS, format_dir, shard_glob
+
 from ..loaders.cli_args import add_data_dir_argument
 from ..loaders.mmap_shards import MmapShardDataset
 from ..loaders.resharding import ReshardedError, allow_resharding
-from ..loaders.shard_index import manifest_counts
+from ..loaders.shard_index import index_shards
 from ..loaders.webdataset_pipeline import make_webdataset
 from .accelerate_loader import RankLoader
 from .launch import LaunchResult, kill_tree
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     accelerator = accelerator_for("plain")               # initialises the gloo process group (CPU)
     rank, world_size = accelerator.process_index, accelerator.num_processes
     scratch = args.out.parent / f"{args.out.stem}.scratch"
-    total = sum(manifest_counts(args.data_dir, "npy").values()) or sum(manifest_counts(args.data_dir).values())
+    total = len(index_shards(args.data_dir))
     stop = max(1, total // world_size // args.batch_size // 2)     # about half an epoch: where resume stops
     reports = []
     for spec in args.runs:
@@ -194,15 +196,31 @@ def report(spec: str, everyone: list[dict[str, Any]], total: int) -> dict[str, A
     return run_report(spec, 0, ids, [len(i) for i in ids], total, **base)
 
 
+def subset(data_dir: str | Path, folder: Path, shards: int) -> Path:
+    """A data folder of links to the first ``shards`` npy and wds shards of ``data_dir`` (all of it for 0)."""
+    npy = sorted(format_dir(data_dir, NPY).glob(shard_glob(NPY)))
+    wds = sorted(format_dir(data_dir, WDS).glob(shard_glob(WDS)))
+    if shards <= 0 or shards >= min(len(npy), len(wds)):
+        return Path(data_dir)
+    shutil.rmtree(folder, ignore_errors=True)
+    for fmt, paths in ((NPY, npy), (WDS, wds)):
+        (folder / fmt).mkdir(parents=True)
+        for path in paths[:shards]:
+            (folder / fmt / path.name).symlink_to(path.resolve())
+    return folder
+
+
 def launch(data_dir: str | Path, out: str | Path, runs: list[str], *, nproc: int = 2, timeout_s: float = 120.0,
-           batch_size: int = 32) -> LaunchResult:
+           batch_size: int = 32, shards: int = 0) -> LaunchResult:
     """``torchrun --standalone --nproc_per_node=nproc -m course_lib.distributed.accelerate_runs ...`` with a hard
-    timeout (torchrun and every process below it killed past it); the result as ``launch.LaunchResult``."""
+    timeout (torchrun and every process below it killed past it); the result as ``launch.LaunchResult``.
+    ``shards``: read only the first that many shards of each format (0: all)."""
     import os
     import subprocess
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
+    data_dir = subset(data_dir, out.parent / f"{out.stem}.data", shards)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                "-m", "course_lib.distributed.accelerate_runs", "--data-dir", str(data_dir), "--out", str(out),
                "--batch-size", str(batch_size), "--runs", *runs]
