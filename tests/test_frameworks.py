@@ -20,6 +20,7 @@ from course_lib.loaders.mmap_shards import MmapShardDataset
 from course_lib.loaders.resharding import (
     ReshardedError,
     allow_resharding,
+    dataset_world_size,
     refuse_resharding,
     resharder,
 )
@@ -59,6 +60,15 @@ def test_a_global_view_may_be_split_and_the_check_can_be_switched_off(small_data
     assert len(list(IterableDatasetShard(off, batch_size=4, num_processes=2, process_index=0))) == 28
     assert resharder() is None
     refuse_resharding(MmapShardDataset(small_data, rank=0, world_size=2))   # no wrapper on the stack: fine
+
+
+def test_the_split_it_checks_is_the_one_the_dataset_makes(small_data, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")                 # torchrun's, which webdataset's split_by_node reads
+    assert dataset_world_size(make_webdataset(small_data)) == 2
+    assert dataset_world_size(make_webdataset(small_data, rank=0, world_size=1)) == 1
+    assert dataset_world_size(make_webdataset(small_data, resampled=True)) == 1    # draws shards, never splits
+    monkeypatch.delenv("WORLD_SIZE")
+    assert dataset_world_size(make_webdataset(small_data)) == 1
 
 
 def test_the_check_reaches_dataloader_workers_of_every_start_method(small_data):

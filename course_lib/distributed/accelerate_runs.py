@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
 import sys
 import time
 from datetime import timedelta
@@ -215,8 +217,6 @@ def launch(data_dir: str | Path, out: str | Path, runs: list[str], *, nproc: int
     """``torchrun --standalone --nproc_per_node=nproc -m course_lib.distributed.accelerate_runs ...`` with a hard
     timeout (torchrun and every process below it killed past it); the result as ``launch.LaunchResult``.
     ``shards``: read only the first that many shards of each format (0: all)."""
-    import os
-    import subprocess
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)

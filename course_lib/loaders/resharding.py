@@ -45,7 +45,11 @@ def resharder(frame: FrameType | None = None) -> str | None:
 
 
 def dataset_world_size(dataset: Any) -> int:
-    """How many ranks ``dataset`` splits among: its own ``world_size``, else torchrun's or torch.distributed's."""
+    """How many ranks ``dataset`` splits among: its own ``world_size``, else torchrun's or torch.distributed's.
+
+    A resampled WebDataset stream (``resampled=True``) does not split by rank at all: 1."""
+    if getattr(dataset, "resampled", False):
+        return 1
     own = getattr(dataset, "world_size", None)
     if own is not None:
         return int(own)
