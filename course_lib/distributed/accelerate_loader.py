@@ -20,7 +20,8 @@ is gathered from every rank when saved, and each rank takes its own entry when l
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -74,7 +75,7 @@ class RankLoader:
         mine = {"epoch": self.epoch, "samples_seen": self.samples_seen}
         if hasattr(self.dataset, "state_dict"):
             mine["dataset"] = self.dataset.state_dict(samples_seen=self.samples_seen)
-        rank, world_size = distributed_rank_and_world()
+        world_size = distributed_rank_and_world()[1]
         ranks = [mine]
         if world_size > 1:
             ranks = [None] * world_size
