@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import types
 
 import pytest
 import torch
@@ -79,6 +80,21 @@ def test_the_check_reaches_dataloader_workers_of_every_start_method(small_data):
                             multiprocessing_context=multiprocessing.get_context(method))
         with pytest.raises(ReshardedError, match="splits them again"):
             next(iter(loader))
+
+
+def _iterate_in_a_forked_worker(self):
+    return iter(list(DataLoader(self.dataset, batch_size=None, num_workers=1, multiprocessing_context="fork")))
+
+
+def test_a_worker_forked_under_the_dispatcher_finds_it_on_the_inherited_stack(small_data):
+    """A stand-in DataLoaderDispatcher (accelerate's module and class name; the real one needs a process group)
+    whose iteration starts a forked worker: the worker's dataset sees the wrapper in the stack it inherited."""
+    code = _iterate_in_a_forked_worker.__code__.replace(co_qualname="DataLoaderDispatcher.__iter__")
+    method = types.FunctionType(code, {**globals(), "__name__": "accelerate.data_loader"})
+    stand_in = type("DataLoaderDispatcher", (), {"__iter__": method})()
+    stand_in.dataset = MmapShardDataset(small_data, batch_size=BATCH, rank=0, world_size=2)
+    with pytest.raises(ReshardedError, match="DataLoaderDispatcher"):
+        iter(stand_in)
 
 
 def test_rank_loader_resumes_exactly_where_its_state_stopped(small_data):
