@@ -15,7 +15,7 @@ batching in the pipeline). Variants:
   refused-nodispatch   the same with dispatch_batches=False
   global               the dataset told rank=0, world_size=1 (one global stream), prepare() splits it
   global-nodispatch    the same with dispatch_batches=False: every process reads everything
-  recipe               RankLoader, passed through accelerator.prepare(model, optimizer, loader) untouched
+  recipe               RankLoader, passed through accelerator.prepare(loader) untouched
   resume               RankLoader stopped after half its batches, accelerator.save_state, then a fresh loader
                        and Accelerator continue from accelerator.load_state
 
@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
@@ -123,9 +122,8 @@ def one_run(args: argparse.Namespace, spec: str, scratch: Path, stop: int) -> di
         else:
             accelerator = accelerator_for(variant)
             dataset, loader = build(args, loader_name, variant, workers, accelerator.device)
-            model = torch.nn.Linear(1, 1)
-            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-            model, optimizer, prepared = accelerator.prepare(model, optimizer, loader)
+            prepared = accelerator.prepare(loader)   # (a model and optimizer would go in the same call; a
+            #                                           torch.optim optimizer imports torch._dynamo: ~4 s a process)
             if variant == "recipe" and prepared is not loader:
                 raise RuntimeError("accelerator.prepare() replaced the RankLoader")
             ids = ids_of(prepared)
