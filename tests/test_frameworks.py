@@ -16,7 +16,7 @@ from course_lib.distributed.accelerate_loader import (
     batch_samples,
     to_device,
 )
-from course_lib.distributed.accelerate_runs import launch, parse_run
+from course_lib.distributed.accelerate_runs import accelerate_torchrun, parse_run
 from course_lib.loaders.mmap_shards import MmapShardDataset
 from course_lib.loaders.resharding import (
     ReshardedError,
@@ -37,7 +37,7 @@ RUNS = ["mmap:plain:0", "mmap-per-sample:plain:0", "mmap-per-sample:prepare:0", 
 def runs(small_data, tmp_path_factory):
     """One torchrun launch of 2 CPU processes running every variant; the reports by run name."""
     out = tmp_path_factory.mktemp("accelerate") / "result.json"
-    result = launch(small_data, out, RUNS, nproc=2, timeout_s=150, batch_size=BATCH)
+    result = accelerate_torchrun(small_data, out, RUNS, nproc=2, timeout_s=150, batch_size=BATCH)
     assert result.returncode == 0 and result.ok, f"{result.summary()}\n{result.tail(30)}"
     return {run["run"]: run for run in result.result["runs"]}
 

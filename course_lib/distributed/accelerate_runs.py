@@ -210,8 +210,8 @@ def subset(data_dir: str | Path, folder: Path, shards: int) -> Path:
     return folder
 
 
-def launch(data_dir: str | Path, out: str | Path, runs: list[str], *, nproc: int = 2, timeout_s: float = 120.0,
-           batch_size: int = 32, shards: int = 0) -> LaunchResult:
+def accelerate_torchrun(data_dir: str | Path, out: str | Path, runs: list[str], *, nproc: int = 2,
+                        timeout_s: float = 120.0, batch_size: int = 32, shards: int = 0) -> LaunchResult:
     """``torchrun --standalone --nproc_per_node=nproc -m course_lib.distributed.accelerate_runs ...`` with a hard
     timeout (torchrun and every process below it killed past it); the result as ``launch.LaunchResult``.
     ``shards``: read only the first that many shards of each format (0: all)."""
