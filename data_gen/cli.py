@@ -58,10 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--formats", type=_formats, default=None,
                       help=f"comma-separated from {','.join(CONVERT_FORMATS)} (default npy,img for images, else npy)")
     conv.add_argument("--shard-size", type=int, default=2_500, help="samples per shard (default 2500)")
-    conv.add_argument("--seed", type=int, default=0, help="seed of an image folder's file order (default 0)")
+    conv.add_argument("--seed", type=int, default=0, help="seed of the order samples are converted in (default 0)")
     conv.add_argument("--skip-bad", action="store_true",
                       help="skip unreadable files and list them in the manifest instead of stopping")
     conv.add_argument("--no-progress", action="store_true", help="no progress bar")
+    conv.add_argument("--engine", choices=["local", "ray"], default="local",
+                      help="local processes (default) or Ray Data tasks, one per shard")
+    conv.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local Ray)")
+    conv.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
     ver = sub.add_parser("verify", help="re-hash every shard against manifest.json")
     ver.add_argument("dir", help="a directory written by 'generate' or 'convert'")
     return parser
@@ -80,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "convert":
             convert(args.src, args.out, shape=args.shape, formats=args.formats, shard_size=args.shard_size,
-                    seed=args.seed, skip_bad=args.skip_bad, progress=not args.no_progress)
+                    seed=args.seed, skip_bad=args.skip_bad, progress=not args.no_progress, engine=args.engine,
+                    ray_address=args.ray_address, num_cpus=args.num_cpus)
             return 0
         generate(args.out, samples=args.samples, shard_size=args.shard_size, shape=args.shape,
                  classes=args.classes, seed=args.seed, formats=args.formats, jpeg_quality=args.jpeg_quality,

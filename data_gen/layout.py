@@ -25,6 +25,7 @@ reader — the decode-bound regime), ``<key>.cls`` and ``<key>.idx`` (decimal te
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -69,3 +70,14 @@ def sample_key(index: int) -> str:
 def shard_ranges(samples: int, shard_size: int) -> list[tuple[int, int]]:
     """The ``[start, stop)`` global index range of each shard."""
     return [(s, min(s + shard_size, samples)) for s in range(0, samples, shard_size)]
+
+
+def parse_npy_header(stream: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) from a stream at the start of ``.npy`` data; leaves it at the data.
+
+    The seed's ``np.lib.format.read_array_header`` does not exist: the magic says which version's reader to use.
+    """
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(stream)
+    return np.lib.format.read_array_header_2_0(stream)

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 import numpy as np
 
 from .images import UnreadableImage, check_shape, decode_image, image_kind
+from .layout import parse_npy_header
 
 ARRAY_MEMBERS = ("x", "y")
 READ_CHUNK = 16 << 20  # bytes: how far a compressed member is skipped per read when resuming
@@ -89,17 +90,17 @@ def open_source(src: str | Path, shape: tuple[int, ...] | None = None, seed: int
         raise SourceError(f"{path}: no such file or folder")
     if path.is_file():
         if path.suffix == ".npz":
-            return ArraySource(path, shape)
+            return ArraySource(path, shape, seed)
         raise SourceError(f"{path}: a single file must be an .npz with members x and y; for .npy arrays give "
                           "the folder holding x.npy and y.npy")
     entries = [e for e in sorted(os.scandir(path), key=lambda e: e.name) if not e.name.startswith(".")]
     names = {e.name for e in entries}
     if {"x.npy", "y.npy"} <= names:
-        return ArraySource(path, shape)
+        return ArraySource(path, shape, seed)
     if any(e.is_dir() for e in entries):
         return ImageFolderSource(path, shape, seed)
     if any(e.name.endswith(".npy") for e in entries):
-        return PerSampleSource(path, shape)
+        return PerSampleSource(path, shape, seed)
     if not entries:
         raise SourceError(f"{path}: empty folder (nothing to convert)")
     raise SourceError(f"{path}: not a layout convert reads: expected class folders (SRC/<class>/<file>.jpg|png), "
@@ -235,11 +236,18 @@ class _NpyArray:
         self.array = None
 
 
+def _gather(array, rows: np.ndarray) -> np.ndarray:
+    """``array``'s ``rows`` in that order, read in file order (sorted) from its map: one pass over the file."""
+    data = array.array if isinstance(array, _NpyArray) else array.map
+    order = np.argsort(rows, kind="stable")
+    out = np.empty((len(rows), *data.shape[1:]), dtype=data.dtype)
+    out[order] = data[rows[order]]
+    return out
+
+
 def _npy_header(stream: BinaryIO, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
     try:
-        version = np.lib.format.read_magic(stream)
-        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        return reader(stream)
+        return parse_npy_header(stream)
     except (ValueError, OSError, EOFError) as e:
         raise SourceError(f"{where}: not a readable .npy array ({e})") from e
 
@@ -306,14 +314,19 @@ class _NpzMember:
 
 
 class ArraySource:
-    """Images ``x`` (N, ...) uint8 and labels ``y`` (N,) integers: ``SRC/x.npy`` + ``SRC/y.npy`` or one ``.npz``."""
+    """Images ``x`` (N, ...) uint8 and labels ``y`` (N,) integers: ``SRC/x.npy`` + ``SRC/y.npy`` or one ``.npz``.
+
+    Rows are converted in an order shuffled with ``seed``, as image folders are: arrays are often sorted by
+    class, and a loader that shuffles blocks and windows only mixes what lies near on disk. A compressed
+    ``.npz`` can only be read as a stream, in stored order: ``shuffled`` is then False and ``describe`` says so.
+    """
 
     layout = "arrays"
     hidden = 0
     class_names = None
 
-    def __init__(self, path: Path, shape: tuple[int, ...] | None):
-        self.path = Path(path)
+    def __init__(self, path: Path, shape: tuple[int, ...] | None, seed: int = 0):
+        self.path, self.seed = Path(path), seed
         if self.path.suffix == ".npz":
             self.x, self.y = (_NpzMember(self.path, n) for n in ARRAY_MEMBERS)
             self.layout = "npz"
@@ -336,6 +349,8 @@ class ArraySource:
             raise SourceError(f"{wx}: samples have shape {self.shape}, --shape asks for {tuple(shape)} "
                               "(arrays are stored as they are: leave --shape out)")
         self.bad: dict[int, str] = {}
+        self.shuffled = all(getattr(a, "map", True) is not None for a in (x, y))   # random access: not a stream
+        self.order = np.random.default_rng(seed).permutation(len(self)) if self.shuffled else None
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -352,17 +367,26 @@ class ArraySource:
 
     def take(self, start: int, count: int, *, stop: int | None = None, skip_bad: bool = False,
              pixels: bool = True, images: bool = False) -> Chunk:
-        """Rows ``[start, min(start + count, stop))``, read from the map or the stream."""
+        """Positions ``[start, min(start + count, stop))`` of the conversion order, read from the map or the stream."""
         stop = min(start + count, len(self)) if stop is None else stop
-        ys = np.asarray(self.y.rows(start, stop), dtype=np.int64)
+        if self.order is None:
+            rows = np.arange(start, stop)
+            ys = np.asarray(self.y.rows(start, stop), dtype=np.int64)
+            xs = self.x.rows(start, stop) if pixels else None
+        else:
+            rows = self.order[start:stop]
+            ys = np.asarray(_gather(self.y, rows), dtype=np.int64)
+            xs = _gather(self.x, rows) if pixels else None
         if len(ys) and ys.min() < 0:
-            raise SourceError(f"{self.path}: label {ys.min()} at row {start + int(np.argmin(ys))}: labels must be >= 0")
-        return Chunk(start, stop, ys, self.x.rows(start, stop) if pixels else None)
+            raise SourceError(f"{self.path}: label {ys.min()} at row {int(rows[np.argmin(ys)])}: labels must be >= 0")
+        return Chunk(start, stop, ys, xs)
 
     def describe(self) -> dict[str, Any]:
         """What the manifest records about this source."""
+        order = (f"shuffled with seed {self.seed}" if self.shuffled else
+                 "as stored: a compressed .npz is read as a stream (save it uncompressed, np.savez, to shuffle)")
         info = {"path": str(self.path.resolve()), "layout": self.layout, "items": len(self),
-                "fingerprint": self.fingerprint(), "order": "as stored"}
+                "fingerprint": self.fingerprint(), "order": order}
         if self.layout == "npz":
             info["npz_read"] = "streamed (compressed)" if self.x.compressed else "memory-mapped inside the zip"
         return info
@@ -374,16 +398,17 @@ class ArraySource:
 
 
 class PerSampleSource:
-    """A folder of ``*.npy`` files, one record (fields ``x``, ``y``) each, in sorted name order."""
+    """A folder of ``*.npy`` files, one record (fields ``x``, ``y``) each, in an order shuffled with ``seed``."""
 
     layout = "per_sample_npy"
     class_names = None
 
-    def __init__(self, root: Path, shape: tuple[int, ...] | None):
-        self.path = Path(root)
+    def __init__(self, root: Path, shape: tuple[int, ...] | None, seed: int = 0):
+        self.path, self.seed = Path(root), seed
         names = sorted(e.name for e in os.scandir(root) if e.is_file())
         self.hidden = sum(n.startswith(".") for n in names)
-        self.files = [n for n in names if not n.startswith(".")]
+        visible = [n for n in names if not n.startswith(".")]
+        self.files = [visible[i] for i in np.random.default_rng(seed).permutation(len(visible))]
         self.bad: dict[int, str] = {}
         shapes: dict[tuple[tuple[int, ...], str], str] = {}
         for pos, name in enumerate(self.files):
@@ -449,7 +474,7 @@ class PerSampleSource:
     def describe(self) -> dict[str, Any]:
         """What the manifest records about this source."""
         return {"path": str(self.path.resolve()), "layout": self.layout, "items": len(self),
-                "fingerprint": self.fingerprint(), "order": "sorted file names", "hidden": self.hidden}
+                "fingerprint": self.fingerprint(), "order": f"shuffled with seed {self.seed}", "hidden": self.hidden}
 
     def close(self) -> None:
         """Nothing to release."""

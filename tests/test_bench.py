@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from course_lib.measure.bench import available_formats, format_table, loaders, main
+from course_lib.course.bench import available_formats, format_table, loaders, main
 
 
 def test_bench_writes_every_loader_and_ceiling(small_data, tmp_path, capsys):
@@ -41,7 +41,7 @@ def test_bench_writes_every_loader_and_ceiling(small_data, tmp_path, capsys):
 
 
 def test_only_filters_loaders_and_missing_peers_are_reported(small_data, tmp_path):
-    from course_lib.measure.bench import run
+    from course_lib.course.bench import run
     from course_lib.measure.peers import missing
 
     result = run(small_data, repeat=1, num_workers=[None], batch_size=16, progress=False, only="no shuffle",
@@ -58,7 +58,7 @@ def test_litdata_sees_every_sample_once(small_data, tmp_path):
 
     pytest.importorskip("litdata")
     from course_lib.measure.peers import litdata_loader, prepare_litdata
-    from course_lib.measure.shuffle_quality import arrival_order
+    from course_lib.measure.shuffle_metrics import arrival_order
 
     prepared = prepare_litdata(small_data, tmp_path / "litdata")
     assert prepare_litdata(small_data, tmp_path / "litdata") == prepared       # converted once, then reused

@@ -10,7 +10,8 @@ import numpy as np
 import psutil
 import pytest
 
-from course_lib import MmapShardDataset, evict, measure_throughput, memory_snapshot
+from course_lib import measure_throughput, MmapShardDataset
+from course_lib.measure import evict, memory_snapshot
 from course_lib.measure.throughput import cache_state, data_files
 
 

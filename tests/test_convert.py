@@ -17,7 +17,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from data_gen import writers
-from course_lib import MmapShardDataset, export_per_sample_files, make_image_webdataset, make_webdataset
+from course_lib import make_image_webdataset, make_webdataset, MmapShardDataset
+from course_lib.teaching import export_per_sample_files
 from course_lib.loaders.shard_errors import ShardReadError
 from data_gen import ConvertError, convert, generate, read_manifest, verify, write_sample_image_folder
 from data_gen.cli import main
@@ -133,16 +134,39 @@ def test_arrays_read_back_exactly(tmp_path, layout):
     assert manifest["shape"] == [3, 5, 4] and manifest["total_samples"] == 53 and manifest["classes"] == y.max() + 1
     assert verify(out) == [] and manifest["class_names"] is None and manifest["skipped"] == []
     recs = records(out)
-    assert np.array_equal(recs["x"], x) and np.array_equal(recs["y"], y) and recs["idx"].tolist() == list(range(53))
+    order = shuffled_order(53) if layout != "npz compressed" else np.arange(53)   # a stream keeps its order
+    assert manifest["source"]["order"].startswith("shuffled with seed 0" if layout != "npz compressed" else "as stored")
+    assert np.array_equal(recs["x"], x[order]) and np.array_equal(recs["y"], y[order])
+    assert recs["idx"].tolist() == list(range(53))
     streamed = sorted((s for s in make_webdataset(out, shuffle_buffer=0)), key=lambda s: s["idx"])
-    assert np.array_equal(np.stack([s["x"].numpy() for s in streamed]), x) and [s["y"] for s in streamed] == y.tolist()
+    assert np.array_equal(np.stack([s["x"].numpy() for s in streamed]), x[order])
+    assert [s["y"] for s in streamed] == y[order].tolist()
+
+
+def shuffled_order(n: int, seed: int = 0) -> np.ndarray:
+    """The order convert writes a randomly readable source in: source row of converted sample i."""
+    return np.random.default_rng(seed).permutation(n)
+
+
+def test_a_class_sorted_array_is_mixed_across_shards(tmp_path):
+    """Arrays sorted by class (as many datasets are saved) must not give shards of one class each."""
+    src = tmp_path / "sorted"
+    src.mkdir()
+    np.save(src / "x.npy", np.zeros((1000, 1, 2, 2), np.uint8))
+    np.save(src / "y.npy", np.repeat(np.arange(10), 100))
+    convert(src, tmp_path / "out", shard_size=100, progress=False, report=None)
+    first_shard = np.load(sorted((tmp_path / "out" / "npy").glob("*.npy"))[0])["y"]
+    assert len(np.unique(first_shard)) == 10, "a shard of the converted data holds every class"
+    again = convert(src, tmp_path / "other", shard_size=100, seed=1, progress=False, report=None)
+    assert again["source"]["order"] == "shuffled with seed 1"
+    assert not np.array_equal(np.load(sorted((tmp_path / "other" / "npy").glob("*.npy"))[0])["y"], first_shard)
 
 
 def test_per_sample_files_read_back_exactly(small_data, tmp_path):
     files = export_per_sample_files(small_data, tmp_path / "files", limit=45)
     out = tmp_path / "out"
     manifest = convert(files, out, shard_size=20, progress=False, report=None)
-    original = records(small_data)[:45]
+    original = records(small_data)[:45][shuffled_order(45)]   # files sorted by name, then shuffled with seed 0
     recs = records(out)
     assert manifest["source"]["layout"] == "per_sample_npy" and manifest["total_samples"] == 45
     assert np.array_equal(recs["x"], original["x"]) and np.array_equal(recs["y"], original["y"])
@@ -204,6 +228,10 @@ def test_a_large_array_is_converted_with_bounded_memory(tmp_path, layout):
     assert manifest["total_samples"] == n and n * np.prod(shape) / 1e6 > 4 * bound_mb
     assert grown_mb < bound_mb, f"anonymous memory grew {grown_mb:.0f} MB converting {n * np.prod(shape) / 1e6:.0f} MB"
     ds_x = np.concatenate([np.load(p, mmap_mode="r")["x"][:, 0, 0, 0] for p in sorted((out / "npy").glob("*.npy"))])
+    if layout != "npz compressed":   # converted sample i is source row order[i]: put them back in source order
+        restored = np.empty_like(ds_x)
+        restored[shuffled_order(n)] = ds_x
+        ds_x = restored
     assert np.array_equal(ds_x[marks], marks % 251) and int(ds_x.sum()) == int((marks % 251).sum())
 
 
@@ -397,14 +425,14 @@ def test_img_reader_refuses_pickle_members(tmp_path):
 
 
 def test_bench_skips_formats_a_conversion_did_not_write(tmp_path):
-    from course_lib.measure.bench import run
+    from course_lib.course.bench import run
 
     src = tmp_path / "arrays"
     src.mkdir()
     np.save(src / "x.npy", np.random.default_rng(0).integers(0, 256, (40, 3, 4, 4), dtype=np.uint8))
     np.save(src / "y.npy", np.arange(40) % 3)
     convert(src, tmp_path / "out", shard_size=10, progress=False, report=None)
-    result = run(tmp_path / "out", repeat=1, workers=[None], batch_size=8, progress=False, per_sample_files=40)
+    result = run(tmp_path / "out", repeat=1, num_workers=[None], batch_size=8, progress=False, per_sample_files=40)
     measured = {r["loader"] for r in result["rows"]}
     assert "mmap block shuffle, batched 8" in measured and not any("webdataset" in m for m in measured)
     lacking = [s for s in result["skipped"] if "format, which" in s]

@@ -9,7 +9,8 @@ import torch
 from course_lib import MmapShardDataset
 import numpy as np
 
-from course_lib.loaders.device_transfer import MODES, DeviceLoader, compare_modes, record_fields
+from course_lib.loaders.device_transfer import MODES, DeviceLoader, record_fields
+from course_lib.measure.transfer_modes import compare_modes
 from course_lib.loaders.mmap_shards import batch_tensors
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -9,9 +9,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from course_lib import (CachedOpener, EpochPlan, ObjectStoreError, S3Opener, ShardReadError, brace_pattern,
-                        make_webdataset, manifest_counts, min_shard_bytes, ranks_disjoint, run_report, s3_scheme, s3_server,
-                        scaling_rows, shard_urls, torchrun, upload_shards)
+from course_lib import EpochPlan, make_webdataset, ShardReadError
+from course_lib.distributed import (brace_pattern, CachedOpener, min_shard_bytes, ranks_disjoint, run_report,
+                                    s3_server, S3Opener, scaling_rows, torchrun, upload_shards)
+from course_lib.distributed.s3_shards import ObjectStoreError, s3_scheme
+from course_lib.loaders import manifest_counts, shard_urls
 from course_lib.distributed.scaling import StoreTiming
 
 BATCH = 8             # small_data: 103 samples -> ranks of 52 and 51 samples, 7 batches each

@@ -14,8 +14,10 @@ from torch.utils.data import DataLoader
 from data_gen import GenerateError, generate, read_manifest, verify
 from data_gen.images import decode_pixels
 from data_gen.samples import make_sample
-from course_lib import (ImageShardDataset, ImageShardError, ShardError, TrainTransform, finish_batch,
-                        read_image_shard, seed_jpeg_pipeline, seed_style_shard)
+from course_lib import ImageShardDataset, ShardError
+from course_lib.loaders import ImageShardError, read_image_shard, TrainTransform
+from course_lib.loaders.image_transforms import finish_batch
+from course_lib.teaching import seed_jpeg_pipeline, seed_style_shard
 from course_lib.loaders.image_transforms import crop_box
 
 IMG = dict(samples=60, shard_size=16, shape=(3, 24, 20), classes=5, seed=3)

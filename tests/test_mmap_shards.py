@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from course_lib import MmapShardDataset, ShardError, count_samples
+from course_lib import MmapShardDataset, ShardError
+from course_lib.loaders import count_samples
 from data_gen.samples import make_sample
 
 from conftest import SMALL
@@ -199,7 +200,7 @@ def test_unreadable_manifest_is_named(copy):
 
 @pytest.mark.parametrize("batch_size", [None, 6])
 def test_run_length_keeps_exactly_once_same_order_and_resume(small_data, batch_size):
-    from course_lib import arrival_order
+    from course_lib.measure import arrival_order
     ds = MmapShardDataset(small_data, block_size=8, batch_size=batch_size, seed=4, run_length=3, window_blocks=2)
     alone = arrival_order(ds).tolist()
     assert sorted(alone) == list(range(103))
@@ -215,12 +216,19 @@ def test_run_length_keeps_exactly_once_same_order_and_resume(small_data, batch_s
 
 
 def test_read_ahead_advises_the_next_window_and_nothing_past_the_end(small_data):
+    from course_lib.loaders.read_ahead import ReadAhead
     ds = MmapShardDataset(small_data, block_size=8, seed=4, window_blocks=2)
     plan = ds.plan()
-    assert 1 <= ds.advise(plan, 0) <= plan.window
-    assert ds.advise(plan, len(plan)) == 0
-    assert sorted(arrival_order_of(ds)) == sorted(arrival_order_of(MmapShardDataset(small_data, block_size=8,
-                                                                                     seed=4, read_ahead=False)))
+    asked = []
+    hook = ReadAhead(plan.ids, len(plan), plan.window, lambda ids: asked.append(ids.tolist()) or len(ids))
+    assert hook(0) == 2 * plan.window                     # the first window asks for itself and the next
+    assert asked == [plan.ids(0, plan.window).tolist(), plan.ids(plan.window, 2 * plan.window).tolist()]
+    last = len(plan) - len(plan) % plan.window
+    assert hook(last) == 0 and asked[-1] == []            # nothing past the end
+    assert 1 <= ds._advise(plan.ids(0, plan.window)) <= plan.window   # madvise on the real maps: runs of records
+    with_read_ahead = arrival_order_of(ds)
+    without = arrival_order_of(MmapShardDataset(small_data, block_size=8, seed=4, window_blocks=2, read_ahead=False))
+    assert with_read_ahead == without and sorted(without) == list(range(103))   # same order, unsorted
 
 
 def arrival_order_of(ds):
@@ -232,3 +240,44 @@ def test_default_run_length_gives_each_batch_window_blocks_runs(small_data):
     assert MmapShardDataset(small_data, batch_size=8, window_blocks=4).run_length == 2
     assert MmapShardDataset(small_data, batch_size=8, window_blocks=16).run_length == 1
     assert MmapShardDataset(small_data).run_length == 1                             # per sample: single samples
+
+
+def test_batch_ids_start_at_the_resume_point_and_change_no_state(small_data):
+    ds = MmapShardDataset(small_data, batch_size=4, block_size=8, seed=3)
+    every = np.concatenate(list(ds.batch_ids())).tolist()
+    assert ds.state_dict()["samples_seen"] == 0                  # listing ids is not consuming them
+    ds.load_state_dict(ds.state_dict(samples_seen=12))
+    assert np.concatenate(list(ds.batch_ids())).tolist() == every[12:]
+    assert np.concatenate(list(ds.batch_ids())).tolist() == every[12:]   # still pending: nothing consumed
+    assert ids_of(ds) == ids_of(MmapShardDataset(small_data, batch_size=4, block_size=8, seed=3))[12:]
+
+
+def test_state_without_a_setting_is_refused_naming_it(small_data):
+    state = MmapShardDataset(small_data, batch_size=8).state_dict()
+    del state["run_length"]                                      # no silent default for old states
+    with pytest.raises(ValueError, match="run_length"):
+        MmapShardDataset(small_data, batch_size=8).load_state_dict(state)
+
+
+def test_a_killed_worker_is_named_with_how_to_resume(small_data):
+    import os
+    import signal
+
+    from course_lib.loaders.worker_exits import WorkerExitError, WorkerExitGuard
+    ds = MmapShardDataset(small_data, batch_size=4, block_size=8, seed=2)
+    full = ids_of(ds)
+    guard = WorkerExitGuard(DataLoader(ds, batch_size=None, num_workers=2))
+    seen = []
+    with pytest.raises(WorkerExitError) as caught:
+        for batch in guard:
+            seen += ids_of([batch])
+            if len(seen) == 12:                       # three batches in: the OOM killer takes worker 1
+                victim = guard.pids[1]
+                os.kill(victim, signal.SIGKILL)
+    message = str(caught.value)
+    assert f"worker 1 of 2 (pid {victim})" in message and "load_state_dict" in message
+    assert getattr(signal.getsignal(signal.SIGCHLD), "__name__", "") != "on_child_exit"   # the guard let go
+    state = ds.state_dict(samples_seen=12)            # the checkpoint the loop took after 3 batches
+    resumed = MmapShardDataset(small_data, batch_size=4, block_size=8, seed=2)
+    resumed.load_state_dict(state)
+    assert full[:12] + ids_of(DataLoader(resumed, batch_size=None, num_workers=2)) == full

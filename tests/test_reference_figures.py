@@ -5,10 +5,11 @@ import json
 
 import pytest
 
-from course_lib import (H100, LoaderSpec, beside_reference, feed_table, reference_figures, transfer_beside,
-                        worker_scaling)
-from course_lib.course import reference_figures as ref_module
-from course_lib.course.reference_figures import parse_label
+from course_lib.course import beside_reference, feed_table, reference_figures, transfer_beside, worker_scaling
+from course_lib.course.reference_machine import H100
+from course_lib.measure.regimes import LoaderSpec
+from course_lib.course import reference_machine as ref_module
+from course_lib.course.reference_machine import parse_label
 from course_lib.measure.throughput import ThroughputResult
 
 

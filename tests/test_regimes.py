@@ -8,10 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_lib import (PEER_LIBRARIES, PeakPss, TrainingStep, course_specs, data_wait, image_data,
-                        measure_specs, order_quality, pss_snapshot, regime_goals, regime_table, row_result,
-                        run_peer, run_peers)
-from course_lib.measure.bench import main as bench_main
+from course_lib.course import regime_table
+from course_lib.measure import (course_specs, data_wait, image_data, measure_specs, order_quality, PeakPss,
+                                regime_goals, run_peers, TrainingStep)
+from course_lib.measure.peer_runner import PEER_LIBRARIES, run_peer
+from course_lib.measure.process_memory import pss_snapshot
+from course_lib.measure.regimes import row_result
+from course_lib.course.bench import main as bench_main
 from course_lib.measure.peers import missing
 
 TINY_IMAGES = dict(samples=96, shard_size=16, shape=(3, 16, 16))

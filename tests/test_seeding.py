@@ -11,13 +11,16 @@ import torch
 from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from course_lib import (MmapShardDataset, arrival_order, draws_by_worker, epoch_order, fingerprints_in_fresh_process,
-                        make_webdataset, resume_in_fresh_process)
+from course_lib import make_webdataset, MmapShardDataset
+from course_lib.course import resume_in_fresh_process
+from course_lib.measure import arrival_order, epoch_order
+from course_lib.measure.fingerprints import fingerprints_in_fresh_process
+from course_lib.teaching import draws_by_worker
 from course_lib.measure.epoch_boundaries import time_epochs
 from course_lib.teaching.naive import SEED_EPOCH_ITERATOR_SOURCE, SeedStreamingDataset, exec_seed_code
 from course_lib.course.resume_run import main as resume_main
-from course_lib.measure.order_fingerprint import coverage, epoch_orders, order_fingerprint
-from course_lib.measure.order_fingerprint import main as fingerprint_main
+from course_lib.measure.fingerprints import coverage, epoch_orders, order_fingerprint
+from course_lib.measure.fingerprints import main as fingerprint_main
 from course_lib.loaders.seeding import SharedEpoch, seed_everything, seed_worker, worker_rng, worker_seed_sequence
 
 TOTAL = 103  # samples in the small_data fixture
@@ -200,7 +203,7 @@ def test_worker_zero_does_not_replay_the_plain_seed():
 
 
 def test_several_loaders_fingerprinted_in_one_fresh_process_match_this_one(small_data):
-    from course_lib import fingerprint_runs, fingerprint_runs_in_fresh_process
+    from course_lib.measure import fingerprint_runs, fingerprint_runs_in_fresh_process
     runs = {"mmap": {"loader": "mmap-batched"}, "mmap, 2 workers": {"loader": "mmap-batched", "num_workers": 2},
             "webdataset": {"loader": "webdataset", "shards": 2}}
     fresh = fingerprint_runs_in_fresh_process(small_data, runs, seed=3, reverse=True)

@@ -12,7 +12,8 @@ import pickle
 import pytest
 from torch.utils.data import DataLoader, IterableDataset
 
-from course_lib import MmapShardDataset, arrival_order, make_block_webdataset, make_webdataset
+from course_lib import make_block_webdataset, make_webdataset, MmapShardDataset
+from course_lib.measure import arrival_order
 
 LOADERS = {
     "mmap per sample": lambda d: MmapShardDataset(d, block_size=8, seed=1),

@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from course_lib import (MmapShardDataset, load_records, measure_throughput, memory_snapshot,
-                        start_chapter, verification_checkpoint)
+from course_lib import measure_throughput, MmapShardDataset, start_chapter, verification_checkpoint
+from course_lib.course import load_records
+from course_lib.measure import memory_snapshot
 from course_lib.teaching.naive import (SEED_STREAMING_SOURCE, LoadAllDataset, PerSampleFileDataset, SeedStreamingDataset,
                               exec_seed_code, export_per_sample_files)
 from course_lib.course.tables import results_table

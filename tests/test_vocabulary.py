@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from course_lib import (LoadAllDataset, MissingShardError, MmapShardDataset, PerSampleFileDataset, ShardError,
-                        ShardFormatError, ShardReadError, arrival_order, export_per_sample_files, index_shards,
-                        make_block_webdataset, make_webdataset, resumable_loader, serve_shards,
-                        verification_checkpoint)
+from course_lib import (index_shards, make_block_webdataset, make_webdataset, MissingShardError, MmapShardDataset,
+                        serve_shards, ShardError, ShardFormatError, ShardReadError, verification_checkpoint)
+from course_lib.course import resumable_loader
+from course_lib.measure import arrival_order
 
 
 def ids(items) -> list[int]:

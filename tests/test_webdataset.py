@@ -14,8 +14,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from course_lib import MissingShardError, ShardReadError, make_block_webdataset, make_webdataset, serve_shards
-from course_lib.measure.shuffle_quality import arrival_order, shuffle_quality
+from course_lib import make_block_webdataset, make_webdataset, MissingShardError, serve_shards, ShardReadError
+from course_lib.measure.shuffle_metrics import arrival_order, shuffle_quality
 from data_gen.samples import make_sample
 
 from conftest import SMALL
@@ -216,14 +216,14 @@ def test_block_path_mixes_and_is_reproducible(small_data):
 def test_block_path_reads_a_shard_once_per_process_and_sees_it_change(small_data, tmp_path, monkeypatch):
     """A local shard read through intact keeps its member list and its memory map: the next epoch parses no tar
     header; a shard replaced on disk (another size, time or inode) is read afresh."""
-    from course_lib.loaders import tar_reads
+    from course_lib.loaders import tar_members
 
     data = tmp_path / "data"
     shutil.copytree(small_data, data)
     first = ids(make_block_webdataset(data, batch_size=8, window_blocks=2, shardshuffle=False))
     assert sorted(first) == ALL
     with monkeypatch.context() as m:
-        m.setattr(tar_reads.tarfile, "open", _no_tar_parsing)
+        m.setattr(tar_members.tarfile, "open", _no_tar_parsing)
         again = ids(make_block_webdataset(data, batch_size=8, window_blocks=2, shardshuffle=False))
     assert again == first
     shards = [str(p) for p in sorted((data / "wdsb").glob("*.tar"))]

@@ -14,9 +14,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from course_lib import MmapShardDataset, make_block_webdataset
-from course_lib.loaders.worker_transport import (BatchRing, InlineSample, RecordLayout, RingBatch, SlotLayout,
-                                                 _rebuild_ring_batch, inline_sample)
+from course_lib import make_block_webdataset, MmapShardDataset
+from course_lib.loaders.item_sender import InlineSample, inline_sample
+from course_lib.loaders.worker_transport import BatchRing, RecordLayout, RingBatch, SlotLayout, _rebuild_ring_batch
 
 # fork, and spawn: what crosses to a spawn worker (the pickled dataset, the ring announced once) is what crosses to
 # a forkserver worker, and each spawn worker imports torch afresh (seconds). tests/test_start_methods.py runs

@@ -15,7 +15,7 @@ python3 -c "import torch, numpy, webdataset; print('torch', torch.__version__, '
 timeout 90 python3 -m pytest -q -p no:cacheprovider -o addopts="-ra" tests/test_device_transfer.py 2>&1 | tail -5 | tee "$out/pytest.txt"
 python3 -m data_gen generate --out /tmp/gpu-data --samples 40000 --formats npy --no-progress 2>&1 | tail -1
 for bs in 256 1024; do
-  python3 -m course_lib.loaders.device_transfer --data-dir /tmp/gpu-data --repeat 5 --batch-size $bs | tee -a "$out/transfer.jsonl"
+  python3 -m course_lib.measure.transfer_modes --data-dir /tmp/gpu-data --repeat 5 --batch-size $bs | tee -a "$out/transfer.jsonl"
 done
 python3 tools/gpu_measure.py "$out" /tmp/gpu-data
 python3 -c "from course_lib.course.verification import backend; print('backend:', backend())" | tee -a "$out/gpu.txt"

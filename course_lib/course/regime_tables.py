@@ -55,7 +55,7 @@ def beside_reference(reference_rows: Iterable[dict[str, Any]], here_rows: Iterab
                      machine: str, title: str) -> Table:
     """Each reference row (another machine) beside this machine's row of the same loader and worker count:
     median samples/s (min-max) and the ratio to the same loader's 0-worker rate, on each machine."""
-    from .reference_figures import worker_scaling
+    from .reference_machine import worker_scaling
 
     reference_rows = list(reference_rows)
     here = {_key(r): r for r in here_rows if "error" not in r}

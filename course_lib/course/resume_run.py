@@ -1,4 +1,4 @@
-"""One epoch of a training loop that can be stopped and resumed in a fresh process (chapter 04).
+"""One epoch of a training loop that can be stopped and resumed in a fresh process (chapter 04, section 6).
 
     python -m course_lib.course.resume_run --data-dir build/data --state run/state.json --ids run/part1.npy --stop-after 5
     python -m course_lib.course.resume_run --data-dir build/data --state run/state.json --ids run/part2.npy
@@ -22,9 +22,9 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 
 from data_gen.atomic import atomic_write_bytes
 
-from ..loaders.mmap_shards import MmapShardDataset
 from ..loaders.cli_args import add_data_dir_argument, add_num_workers_argument
-from ..measure.shuffle_quality import arrival_order
+from ..loaders.mmap_shards import MmapShardDataset
+from ..measure.shuffle_metrics import arrival_order
 
 # torchdata 0.11 calls torch.set_vital, which torch 2.13 deprecates: harmless, and not the learner's to fix.
 warnings.filterwarnings("ignore", message="'set_vital' is deprecated", category=UserWarning)

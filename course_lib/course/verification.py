@@ -99,6 +99,7 @@ class VerificationRecord(dict):
                          f"({r['samples']:,} samples; {r['samples_per_s'] / fastest:.2f} of this chapter's fastest; "
                          f"{r['samples_per_s'] / bar:,.1f}x the seed's {bar:,.0f} samples/s)"))
         rows += [(f"note: {k}", str(v)) for k, v in self.get("notes", {}).items()]
+        rows += [(f"shard faults: {k}", str(v)) for k, v in self.get("shard_faults", {}).items()]
         rows.append(("saved to", str(self.get("path", ""))))
         return rows
 
@@ -119,11 +120,12 @@ class VerificationRecord(dict):
 def verification_checkpoint(chapter: str, *, data_dir: str | Path,
                             results: Iterable[ThroughputResult] | Mapping[str, ThroughputResult],
                             out_dir: str | Path | None = None,
-                            notes: Mapping[str, Any] | None = None) -> VerificationRecord:
+                            notes: Mapping[str, Any] | None = None, errors: Iterable[Any] = ()) -> VerificationRecord:
     """Record what this chapter measured here, write it as JSON under ``out_dir`` and return it.
 
     Only measured numbers are accepted: every result must be a ``ThroughputResult`` from
     ``measure_throughput``. ``notes`` holds other observations (strings or numbers the notebook measured).
+    ``errors``: the ``ErrorLog`` of each WebDataset pipeline run; their retries, skips and samples lost are recorded.
     """
     if isinstance(results, Mapping):
         results = list(results.values())
@@ -142,6 +144,10 @@ def verification_checkpoint(chapter: str, *, data_dir: str | Path,
         results=[r.as_dict() for r in results],
         notes=dict(notes or {}),
     )
+    if errors := list(errors):
+        record["shard_faults"] = {"retries": sum(e.retries for e in errors), "skips": sum(e.count for e in errors),
+                                  "retry_seconds": sum(e.retry_seconds for e in errors),
+                                  "samples_lost": sum(e.samples_lost for e in errors)}
     out = Path(out_dir) if out_dir is not None else default_out_dir()
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")

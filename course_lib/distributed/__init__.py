@@ -5,5 +5,16 @@
 - ``rank_checks`` pure checks over the ids every rank saw: exactly once, equal batch counts, order fingerprints
 - ``s3_shards``   an S3 API server on 127.0.0.1 (moto), uploading shards, the ``s3://`` opener for WebDataset
 - ``shard_cache`` a local copy of each remote shard, so the second epoch reads from disk
-- ``scaling``     request latency and bandwidth measured here, and the shards/ranks/workers table they imply
+- ``scaling``     request latency and bandwidth measured here, and the shards/ranks/workers plan they imply
+
+Names are imported on first use.
 """
+from .._exports import lazy_exports, table
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, table(
+    launch="torchrun",
+    rank_checks="ranks_disjoint run_report same_order",
+    s3_shards="s3_server upload_shards S3Opener brace_pattern",
+    shard_cache="CachedOpener",
+    scaling="min_shard_bytes scaling_rows time_file time_http time_s3",
+))

@@ -20,6 +20,7 @@ is gathered from every rank when saved, and each rank takes its own entry when l
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,7 +60,7 @@ class RankLoader:
 
     def __iter__(self) -> Iterator[Any]:
         skip = 0
-        if self._resume is not None and not hasattr(self.dataset, "load_state_dict"):
+        if self._resume is not None and not counts_samples(self.dataset):
             skip = self._resume                 # no state of its own: read the consumed samples again, unused
         self._resume = None
         for batch in self.loader:
@@ -73,7 +74,7 @@ class RankLoader:
     def state_dict(self) -> dict[str, Any]:
         """Every rank's position (gathered: call it on every rank, as ``accelerator.save_state`` does)."""
         mine = {"epoch": self.epoch, "samples_seen": self.samples_seen}
-        if hasattr(self.dataset, "state_dict"):
+        if counts_samples(self.dataset):
             mine["dataset"] = self.dataset.state_dict(samples_seen=self.samples_seen)
         world_size = distributed_rank_and_world()[1]
         ranks = [mine]
@@ -95,6 +96,15 @@ class RankLoader:
             self.dataset.set_epoch(int(mine["epoch"]))
         self.epoch, self.samples_seen, self._resume = int(mine["epoch"]), int(mine["samples_seen"]), \
             int(mine["samples_seen"])
+
+
+def counts_samples(dataset: Any) -> bool:
+    """``dataset`` saves and loads its position as samples consumed (``state_dict(samples_seen=n)``, as
+    ``MmapShardDataset``); the WebDataset pipelines' shard-level state is not that, so they resume by skipping."""
+    state_dict = getattr(dataset, "state_dict", None)
+    if state_dict is None or not hasattr(dataset, "load_state_dict"):
+        return False
+    return "samples_seen" in inspect.signature(state_dict).parameters
 
 
 def batch_samples(batch: Any) -> int:

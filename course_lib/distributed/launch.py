@@ -76,8 +76,10 @@ class LaunchResult:
 
 
 def torchrun(data_dir: str | Path, out: str | Path, runs: Sequence[str], *, nproc: int = 2, timeout_s: float = 120.0,
-             env: dict[str, str] | None = None, **options: Any) -> LaunchResult:
-    """``torchrun --standalone --nproc_per_node=nproc -m course_lib.distributed.ddp_stream --data-dir ... --out ...``.
+             env: dict[str, str] | None = None, module: str = "course_lib.distributed.ddp_stream",
+             **options: Any) -> LaunchResult:
+    """``torchrun --standalone --nproc_per_node=nproc -m course_lib.distributed.ddp_stream --data-dir ... --out ...``
+    (``module``: another rank script taking ``--data-dir`` and ``--out``; ``runs`` may then be empty).
 
     ``options`` become the script's flags (``batch_size=64`` -> ``--batch-size 64``). ``env`` adds environment
     variables (the S3 endpoint). Killed with everything below it after ``timeout_s`` seconds.
@@ -88,8 +90,7 @@ def torchrun(data_dir: str | Path, out: str | Path, runs: Sequence[str], *, npro
     for stale in [out, *ranks_dir.glob("rank*.json")]:
         stale.unlink(missing_ok=True)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "course_lib.distributed.ddp_stream", "--data-dir", str(data_dir), "--out", str(out),
-               "--runs", *runs]
+               "-m", module, "--data-dir", str(data_dir), "--out", str(out), *(["--runs", *runs] if runs else [])]
     for key, value in options.items():
         if value is not None:
             command += [f"--{key.replace('_', '-')}", str(value)]

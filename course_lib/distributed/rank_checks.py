@@ -1,14 +1,18 @@
 """What the ranks saw, checked: pure functions over the sample ids and batch counts gathered from every rank.
 
 No process group here: the torchrun script gathers, these functions judge, and the tests call them directly.
+:func:`gather_ranks_in_process` is the one exception that reads data: it plays every rank in turn in this process
+(explicit ``rank``/``world_size``, real DataLoader workers) so a loader's split can be checked without torchrun.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
+from torch.utils.data import DataLoader
 
-from ..measure.order_fingerprint import coverage, order_fingerprint
+from ..measure.fingerprints import coverage, order_fingerprint
 
 
 def run_report(name: str, epoch: int, ids: Sequence[np.ndarray], batches: Sequence[int], total: int,
@@ -53,3 +57,23 @@ def find_run(result: dict[str, Any], name: str, epoch: int = 0) -> dict[str, Any
             return run
     have = [f"{r['name']}@{r['epoch']}" for r in result.get("runs", [])]
     raise KeyError(f"no run {name}@{epoch} in this result; it has {have}")
+
+
+def gather_ranks_in_process(make_dataset: Callable[[int, int], Any], *, world_size: int, num_workers: int,
+                            total: int, epoch: int = 0, name: str = "in-process") -> dict[str, Any]:
+    """Play each rank in turn: ``make_dataset(rank, world_size)`` read through a DataLoader with ``num_workers``
+    workers; the ids every rank received are judged by :func:`run_report` against ``0..total-1``.
+    Chapter 06 §1 checks the learner's ``RankShardLoader`` with it."""
+    if world_size < 1 or num_workers < 0:
+        raise ValueError(f"world_size must be >= 1 and num_workers >= 0, got {world_size} and {num_workers}")
+    ids, batches = [], []
+    for rank in range(world_size):
+        dataset = make_dataset(rank, world_size)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        got = [np.asarray(b["idx"], dtype=np.int64) for b in DataLoader(dataset, batch_size=None,
+                                                                          num_workers=num_workers)]
+        ids.append(np.concatenate(got) if got else np.empty(0, dtype=np.int64))
+        batches.append(len(got))
+    return run_report(name, epoch, ids, batches, total, num_workers=num_workers,
+                      disjoint=ranks_disjoint(ids))

@@ -2,19 +2,26 @@
 
 The URLs are the ones a learner uses against AWS S3, MinIO or Cloudflare R2 (``s3://bucket/shard_0000.tar``);
 only :class:`S3Endpoint` changes: the endpoint URL and the credentials (or the standard ``AWS_*`` variables).
-Every client here has short connect/read timeouts and one attempt, so an unreachable server is an error in
-about a second, never a hang.
+Every client here has short connect/read timeouts and a bounded retry policy (``RetryPolicy``: botocore's
+``standard`` retry mode for 5xx, throttling and connection errors, at most ``attempts`` tries; s3fs's own retry
+loop off), so an unreachable server is an error in seconds, never a hang. A body cut short or reset is resumed
+from the byte reached (``ResumingStream``); every retry is reported to the pipeline (``ErrorLog.retries``).
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
+import io
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator, Sequence
 
+from ..loaders.resuming_stream import OnRetry, ResumingStream
+from ..loaders.retry_policy import RetryPolicy
 from ..loaders.shard_errors import ShardReadError
 
 READ_BLOCK = 8 << 20  # bytes per ranged GET while streaming a shard
@@ -28,8 +35,8 @@ class ObjectStoreError(ShardReadError):
 class S3Endpoint:
     """Where an S3 API lives and how to sign requests: the only thing that differs between AWS, MinIO, R2 and here.
 
-    ``endpoint_url=None`` means AWS itself. Timeouts are short and botocore makes one attempt, so a dead
-    endpoint fails fast instead of retrying for minutes.
+    ``endpoint_url=None`` means AWS itself. Timeouts are short and ``retry`` bounds botocore's attempts, so a
+    dead endpoint fails in seconds instead of retrying for minutes.
     """
 
     endpoint_url: str | None
@@ -38,6 +45,7 @@ class S3Endpoint:
     region: str = "us-east-1"
     connect_timeout: float = 2.0
     read_timeout: float = 10.0
+    retry: RetryPolicy = RetryPolicy()
 
     @classmethod
     def from_env(cls) -> "S3Endpoint":
@@ -58,10 +66,12 @@ class S3Endpoint:
         client = {"region_name": self.region}
         if self.endpoint_url:
             client["endpoint_url"] = self.endpoint_url
-        return s3fs.S3FileSystem(key=self.key, secret=self.secret, client_kwargs=client, skip_instance_cache=True,
-                                 config_kwargs={"connect_timeout": self.connect_timeout,
-                                                "read_timeout": self.read_timeout,
-                                                "retries": {"max_attempts": 1, "mode": "standard"}})
+        config = {**self.retry.botocore_config(), "connect_timeout": self.connect_timeout,
+                  "read_timeout": self.read_timeout}
+        fs = s3fs.S3FileSystem(key=self.key, secret=self.secret, client_kwargs=client, skip_instance_cache=True,
+                               config_kwargs=config)
+        fs.retries = 1        # s3fs's own retry loop (uncounted, 5 tries) off: botocore's policy is the one
+        return fs
 
     def describe(self) -> str:
         """``endpoint http://127.0.0.1:PORT`` or ``AWS`` (never the secret)."""
@@ -74,30 +84,64 @@ class S3Opener:
 
     The ``s3fs`` filesystem is built lazily in each process (DataLoader workers and torchrun ranks get their
     own: a client's event loop does not survive a fork). Errors are :class:`ObjectStoreError` naming the URL.
+    The stream resumes a cut or reset body at the byte reached; botocore's retries (read from each response's
+    ``RetryAttempts``) and the resumptions are reported to ``on_retry``.
     """
 
     endpoint: S3Endpoint
     block_size: int = READ_BLOCK
     _fs: Any = field(default=None, repr=False)
     _pid: int = field(default=-1, repr=False)
+    _on_retry: Any = field(default=None, repr=False)
 
     @property
     def fs(self):
         """This process's filesystem client."""
         if self._fs is None or self._pid != os.getpid():
             self._fs, self._pid = self.endpoint.filesystem(), os.getpid()
+            self._fs.connect()
+            self._fs.s3.meta.events.register("before-call.s3", _start_clock)
+            self._fs.s3.meta.events.register("after-call.s3", self._count_retries)
         return self._fs
 
-    def __call__(self, url: str, mode: str = "rb", bufsize: int = READ_BLOCK) -> BinaryIO:
+    def __call__(self, url: str, mode: str = "rb", bufsize: int = READ_BLOCK,
+                 on_retry: OnRetry | None = None) -> BinaryIO:
         if mode != "rb":
             raise ValueError(f"{url}: shards are opened for reading only, not {mode!r}")
+        self._on_retry = (url, on_retry)   # this process reads one shard at a time: its botocore retries go here
+        first = self._open_at(url, 0)
+        stream = ResumingStream(url, functools.partial(self._open_at, url), self.endpoint.retry, on_retry, first)
+        return io.BufferedReader(stream, buffer_size=max(bufsize, io.DEFAULT_BUFFER_SIZE))
+
+    def _open_at(self, url: str, position: int) -> BinaryIO:
         try:
-            return self.fs.open(_key(url), "rb", block_size=self.block_size)
+            f = self.fs.open(_key(url), "rb", block_size=self.block_size)
+            f.seek(position)
+            return f
         except Exception as e:  # noqa: BLE001 - every failure becomes one error that names the URL
             raise object_store_error(url, self.endpoint, e) from e
 
+    def _count_retries(self, parsed: dict | None = None, model: Any = None, context: dict | None = None,
+                       **kwargs: Any) -> None:
+        """botocore's ``after-call`` event: report the call's ``RetryAttempts`` (and its time) to the shard's sink."""
+        attempts = ((parsed or {}).get("ResponseMetadata") or {}).get("RetryAttempts", 0)
+        url, on_retry = self._on_retry or (None, None)
+        if attempts and on_retry is not None:
+            spent = time.perf_counter() - (context or {}).get(_CLOCK, time.perf_counter())
+            for _ in range(attempts):
+                on_retry(f"{url}: S3 {getattr(model, 'name', 'request')} retried by botocore", spent / attempts)
+
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_fs": None, "_pid": -1}
+        return {**self.__dict__, "_fs": None, "_pid": -1, "_on_retry": None}
+
+
+_CLOCK = "course_lib_start"
+
+
+def _start_clock(context: dict | None = None, **kwargs: Any) -> None:
+    """botocore's ``before-call`` event: note when the call started (its retries are timed from here)."""
+    if context is not None:
+        context[_CLOCK] = time.perf_counter()
 
 
 def object_store_error(url: str, endpoint: S3Endpoint, exn: BaseException) -> ObjectStoreError:

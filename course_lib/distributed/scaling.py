@@ -11,10 +11,9 @@ import math
 import statistics
 import time
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
-
-from ..course.tables import Table
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -42,13 +41,6 @@ class StoreTiming:
         return (self.label, f"{statistics.median(lat):.2f} [{min(lat):.2f}-{max(lat):.2f}]",
                 f"{self.bandwidth:,.0f} [{min(self.bandwidth_mb_s):,.0f}-{max(self.bandwidth_mb_s):,.0f}]",
                 f"{len(self.latency_s)} / {len(self.bandwidth_mb_s)}")
-
-
-def timing_table(timings: Sequence[StoreTiming], title: str = "") -> Table:
-    """One row per store: first-byte latency and one-stream bandwidth, median and spread."""
-    return Table([t.row() for t in timings], header=["store", "first byte, ms: median [min-max]",
-                                                     "one stream, MB/s: median [min-max]",
-                                                     "repeats (latency / bandwidth)"], title=title)
 
 
 def time_store(label: str, first_byte: Callable[[], Any], whole: Callable[[], bytes], *, latency_repeats: int = 20,
@@ -103,6 +95,7 @@ def scaling_rows(layouts: Sequence[tuple[int, int]], *, num_workers: int, timing
     """One row per (nodes, GPUs per node): readers, the shard counts and sizes that keep them busy, bandwidth.
 
     ``shards``: how many the dataset has now; ``demand_samples_per_s``: what one GPU's training step consumes.
+    ``latency within rule``: whether the shard count keeps the latency share <= ``overhead`` (chapter 06 §5).
     """
     dataset_bytes = dataset_samples * bytes_per_sample
     smallest = min_shard_bytes(timing.latency, timing.bandwidth, overhead)
@@ -119,24 +112,12 @@ def scaling_rows(layouts: Sequence[tuple[int, int]], *, num_workers: int, timing
             "shards now": shards, "idle readers now": max(0, readers - shards),
             "equal counts now": shards % readers == 0,
             "shards to use": count, "shard MB": dataset_bytes / count / 1e6,
-            "latency share": timing.latency / (timing.latency + dataset_bytes / count / (timing.bandwidth * 1e6)),
+            "latency share": (share := timing.latency / (timing.latency + dataset_bytes / count
+                                                          / (timing.bandwidth * 1e6))),
+            "latency within rule": share <= overhead + 1e-9,
             "samples per rank": dataset_samples // ranks,
             "node demand MB/s": node_demand,
             "streams per node needed": math.ceil(node_demand / timing.bandwidth),
             "streams per node": gpus * num_workers,
         })
     return rows
-
-
-def scaling_table(rows: Sequence[dict[str, Any]], title: str = "") -> Table:
-    """:func:`scaling_rows` as a table (shares as percentages)."""
-    header = list(rows[0]) if rows else []
-    return Table([[_fmt(k, r[k]) for k in header] for r in rows], header=header, title=title)
-
-
-def _fmt(key: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.1%}" if key.endswith("share") else f"{value:,.2f}" if value < 10 else f"{value:,.0f}"
-    return f"{value:,}" if isinstance(value, int) else str(value)

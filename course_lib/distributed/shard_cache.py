@@ -1,8 +1,9 @@
 """A local shard cache: the first epoch downloads each remote shard and reads the copy; later epochs read only the copy.
 
 It wraps any ``gopen``-style opener (``s3://``, ``http://``) and is itself one, so it registers the same way
-(:func:`course_lib.distributed.s3_shards.s3_scheme`). A copy is written under a temporary name and renamed
-when complete: a crash mid-download never leaves a truncated shard in the cache. Hits and misses are counted
+(:func:`course_lib.distributed.s3_shards.s3_scheme`); the wrapped opener's retries are reported as its own.
+A copy is written under a temporary name and renamed when complete: a crash or an error mid-download never
+leaves a truncated shard in the cache. Hits and misses are counted
 in files, so DataLoader workers and ranks on one machine count into the same place.
 """
 from __future__ import annotations
@@ -14,6 +15,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
+
+from ..loaders.resuming_stream import OnRetry
+from ..loaders.shard_open import takes_on_retry
 
 CHUNK = 8 << 20
 
@@ -34,15 +38,20 @@ class CachedOpener:
         name = re.sub(r"[^A-Za-z0-9._-]", "_", url.rsplit("/", 1)[-1])
         return self.cache_dir / f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{name}"
 
-    def __call__(self, url: str, mode: str = "rb", bufsize: int = CHUNK) -> BinaryIO:
+    def __call__(self, url: str, mode: str = "rb", bufsize: int = CHUNK, on_retry: OnRetry | None = None) -> BinaryIO:
         path = self.path_for(url)
         if path.exists():
             self._count("hits")
             return open(path, "rb", buffering=CHUNK)
         self._count("misses")
         tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-        with self.opener(url, mode="rb", bufsize=bufsize) as remote, open(tmp, "wb") as local:
-            shutil.copyfileobj(remote, local, CHUNK)
+        extra = {"on_retry": on_retry} if on_retry is not None and takes_on_retry(self.opener) else {}
+        try:
+            with self.opener(url, mode="rb", bufsize=bufsize, **extra) as remote, open(tmp, "wb") as local:
+                shutil.copyfileobj(remote, local, CHUNK)
+        except BaseException:
+            tmp.unlink(missing_ok=True)   # no half copy left behind
+            raise
         os.replace(tmp, path)      # complete copies only
         return open(path, "rb", buffering=CHUNK)
 

@@ -7,8 +7,9 @@ import numpy as np
 import torch
 from torch.utils.data import get_worker_info
 
+from .item_sender import send_batch
+from .mapped_blocks import LazyBlock
 from .row_gather import gather_rows
-from .tar_reads import LazyBlock
 from .worker_transport import RING_SLOTS, RingSet
 
 
@@ -91,14 +92,9 @@ class BlockWindow:
 
     def batch(self, rows, y, idx, picked) -> dict[str, torch.Tensor]:
         """One batch of tensors: in a ring slot when there is one free, else in new arrays."""
-        if self.ring is not None:
-            n = len(picked)
-            handle = self.ring.acquire(n, {"x": (self.dtype, self.sample_shape), "y": (y.dtype, ()),
-                                           "idx": (idx.dtype, ())})
-            if handle is not None:
-                self.gather(rows, y, idx, picked, self.ring.arrays(handle, n))
-                return self.ring.message(handle, n)
-        return {k: torch.from_numpy(v) for k, v in self.gather(rows, y, idx, picked).items()}
+        columns = {"x": (self.dtype, self.sample_shape), "y": (y.dtype, ()), "idx": (idx.dtype, ())}
+        return send_batch(self.ring, len(picked), lambda out: {k: torch.from_numpy(v) for k, v in
+                                                               self.gather(rows, y, idx, picked, out).items()}, columns)
 
     def gather(self, rows, y, idx, picked, out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """The picked rows (sorted first: sequential copies) as one batch of arrays (``out``'s, when given)."""

@@ -11,21 +11,15 @@ Four modes (``MODES``): ``pageable`` (plain ``.to``), ``pinned`` (a reused pinne
 copy), ``pinned+prefetch`` (the same, one batch ahead on a side stream) and ``direct`` (a batched
 ``MmapShardDataset``'s records gathered straight into pinned memory, cut into ``x``/``y``/``idx`` on the device).
 
-    python -m course_lib.loaders.device_transfer --data-dir build/data   # every mode, side by side
+The modes are measured side by side by :mod:`course_lib.measure.transfer_modes`
+(``python -m course_lib.measure.transfer_modes --data-dir build/data``).
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
-
-from ..measure.throughput import ThroughputResult
-from .cli_args import add_data_dir_argument
 
 Batch = dict[str, torch.Tensor]
 MODES = ("pageable", "pinned", "pinned+prefetch", "direct")
@@ -169,64 +163,3 @@ def _ready(pending: tuple[dict[str, Any], torch.cuda.Event], main: torch.cuda.St
 
 def _map_tensors(batch: dict[str, Any], fn) -> dict[str, Any]:
     return {k: fn(v) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-
-def compare_modes(data_dir: str | Path, *, batch_size: int = 256, device: str | torch.device | None = None,
-                  repeat: int = 3, work: bool = True, seed: int = 0,
-                  max_samples: int | None = None) -> list[ThroughputResult]:
-    """Each transfer mode over one epoch of ``MmapShardDataset`` batches; per mode the median of ``repeat`` runs.
-
-    With ``work``, each batch is also turned into float on the device (a stand-in for the model's first step),
-    so prefetching has something to overlap with. ``max_samples`` caps each run (default: whole epochs).
-    """
-    from .mmap_shards import MmapShardDataset
-    from ..measure.throughput import measure_throughput
-
-    ds = MmapShardDataset(data_dir, batch_size=batch_size, seed=seed)
-    out = []
-    for mode in MODES:
-        loader = DeviceLoader(ds, device, mode=mode)
-        out.append(measure_throughput(_Stepped(loader, _consume if work else None),
-                                      bytes_per_sample=ds.bytes_per_sample, progress=False, label=f"{mode} -> {loader.device}", touch=False, repeat=repeat,
-                                      files=ds.index.paths, max_samples=max_samples))
-    return out
-
-
-class _Stepped:
-    """``loader``'s batches, each passed to ``step`` first; iterable again for every repeat."""
-
-    def __init__(self, loader: Iterable[Batch], step):
-        self.loader, self.step = loader, step
-
-    def __iter__(self) -> Iterator[Batch]:
-        return _each(self.loader, self.step)
-
-
-def _consume(batch: Batch) -> None:
-    batch["x"].float().mul_(1 / 255)
-
-
-def _each(loader: Iterable[Batch], step) -> Iterator[Batch]:
-    for batch in loader:
-        if step is not None:
-            step(batch)
-        yield batch
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: print the transfer modes side by side as JSON lines."""
-    parser = argparse.ArgumentParser(prog="python -m course_lib.loaders.device_transfer", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_data_dir_argument(parser)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args(argv)
-    for r in compare_modes(args.data_dir, batch_size=args.batch_size, device=args.device, repeat=args.repeat):
-        print(json.dumps({"mode": r.label, "batch_size": args.batch_size, "samples_per_s": round(r.samples_per_s),
-                          "mb_per_s": round(r.mb_per_s)}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,22 @@
-"""``MmapShardDataset``: stream data_gen's numpy shards through memory maps, correctly and fast."""
+"""``MmapShardDataset``: stream data_gen's numpy shards through memory maps, correctly and fast.
+
+The worked solution to chapter 02's exercise (an IterableDataset that splits shards by ``get_worker_info``,
+orders blocks per (seed, epoch) and gathers each batch with one copy). Where each step of that loader lives:
+
+| the learner's step              | here                                                                            |
+| ------------------------------- | ------------------------------------------------------------------------------- |
+| list the shards                 | ``index_shards`` (shard_index.py): headers only, checked against the manifest   |
+| map them                        | ``MmapShardDataset._rows`` / ``_map_rows`` (this file): one read-only map each  |
+| shuffle (seed, epoch)           | ``epoch_order`` (epoch_plan.py): blocks, windows, runs, spans; keyed_rng.py     |
+| split by rank                   | ``deal`` (epoch_plan.py): rounds of world_size batches (docs/elastic.md)        |
+| split by worker                 | ``EpochPlan.worker_units`` + ``current_worker`` (runtime.py)                    |
+| ``set_epoch``                   | ``set_epoch`` (this file); ``SharedEpoch`` (seeding.py) for persistent workers  |
+| gather a batch with one copy    | ``MmapShardDataset._gather`` -> ``gather_rows`` (row_gather.py)                 |
+| yield (out of a worker)         | ``RecordSender`` (item_sender.py) -> shared-memory slots (worker_transport.py)  |
+| read ahead on a cold cache      | ``ReadAhead`` (read_ahead.py)                                                   |
+| resume mid-epoch                | ``state_dict`` / ``load_state_dict`` -> ``ResumePosition`` (resume_position.py) |
+| resume on another world size    | ``load_state_dict`` -> ``delivered_positions`` (resume_position.py)             |
+"""
 from __future__ import annotations
 
 import mmap
@@ -10,18 +28,19 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .epoch_plan import SHUFFLE_MODES, EpochPlan, rank_bounds
+from .epoch_plan import SHUFFLE_MODES, STREAMS, EpochPlan, rank_length
+from .item_sender import RecordSender, batch_tensors  # noqa: F401  (batch_tensors: imported from here by callers)
+from .read_ahead import ReadAhead, advise_records
 from .resharding import refuse_resharding
-from .resume_position import ResumePosition, skip_ids
+from .resume_position import ResumePosition, delivered_positions, skip_ids
 from .row_gather import gather_rows
 from .runtime import check_non_negative, check_positive, current_worker, rank_and_world
 from .seeding import SharedEpoch
 from .shard_index import ShardHeader, index_shards
-from .worker_transport import RING_SLOTS, RecordLayout, RingSet, inline_sample
+from .worker_transport import RING_SLOTS, RingSet
 
 Sample = dict[str, torch.Tensor]
-_STATE_KEYS = ("seed", "shuffle", "block_size", "window_blocks", "run_length", "rank", "world_size", "drop_last",
-               "total")
+_ORDER_KEYS = ("seed", "shuffle", "block_size", "window_blocks", "run_length", "batch_size", "streams", "total")
 
 
 def default_run_length(batch_size: int | None, window_blocks: int) -> int:
@@ -30,53 +49,32 @@ def default_run_length(batch_size: int | None, window_blocks: int) -> int:
 
 
 class MmapShardDataset(IterableDataset):
-    """An IterableDataset over ``shard_*.npy`` files that yields every sample exactly once per epoch.
+    """Every sample of ``data_dir``'s ``shard_*.npy`` files exactly once per epoch, per sample or in batches.
 
-    - ``shuffle``: ``"none"``, ``"block"`` (default: permuted contiguous blocks, mixed within windows of
-      ``window_blocks`` blocks) or ``"sample"`` (full random permutation: random I/O, kept for contrast).
-    - ``batch_size=None`` yields ``{"x": tensor, "y": int, "idx": int}`` per sample (the DataLoader's
-      collate turns the ints into tensors); an integer yields ready batches of tensors built
-      from few large reads (the fast path: use ``DataLoader(ds, batch_size=None)``). Within a batch,
-      samples are in file order; which samples share a batch is what the shuffle decides.
-    - Work is split by distributed rank (``torch.distributed`` when initialised, or ``rank``/``world_size``)
-      and by DataLoader worker. ``drop_last=True`` gives every rank the same count.
-    - ``handler``: ``"raise"`` (default) names a truncated or unreadable shard; ``"warn"`` keeps a cut shard's
-      complete records, leaves unreadable ones out, and counts the samples lost in ``errors``.
-    - ``set_epoch(e)``: the order is a pure function of (seed, epoch). DataLoader workers receive a copy of
-      the dataset when an epoch's iterator starts, so call it before iterating. Persistent workers keep
-      their first copy: with ``persistent_workers=True`` build the dataset with ``shared_epoch=True`` (the
-      epoch then lives in shared memory that the workers read).
-    - Inside DataLoader workers, batches are gathered straight into ``worker_slots`` reused shared-memory
-      slots per worker and per-sample items carry only their own row (``worker_transport``): what torch does
-      by default (a fresh shared-memory segment per tensor) cost more than the reading itself.
-      ``worker_slots=0`` sends items torch's default way (kept to measure the difference). A worker whose
-      slots are all held (``prefetch_factor`` > 2) adds rings of ``worker_slots`` slots, up to 4.
-    - ``read_ahead`` (default on): as each window of the plan begins, ask the kernel for the next one
-      (``madvise(MADV_WILLNEED)``), so a cold cache reads ahead of the gathers.
-    - ``run_length``: with the block shuffle, permute runs of that many consecutive samples instead of
-      single ones: a batch is then a few long copies instead of many 12 KB ones. The default gives batches
-      ``batch_size // window_blocks`` (16 for 256 and 16), so a batch still takes ``window_blocks`` runs, about
-      one from each block of its window (which blocks share a batch, and where samples go in the epoch, are
-      unchanged; only neighbours on disk now arrive together); per sample it is 1. Measured trade:
-      ``measure.shuffle_frontier``.
-    - ``state_dict()`` / ``load_state_dict()``: resume mid-epoch. The loader yields this rank's stream in
-      the same order for any ``num_workers``, so the state is the number of samples consumed: in the main
-      process call ``state_dict(samples_seen=n)`` with what the training loop consumed. Inside a DataLoader
-      worker (as torchdata's ``StatefulDataLoader`` calls it) the state is that worker's own position,
-      and loading it makes the same worker continue where it stopped.
+    - ``shuffle``: ``"none"``, ``"block"`` (default: permuted blocks of ``block_size`` samples, mixed within
+      windows of ``window_blocks`` blocks in runs of ``run_length``) or ``"sample"`` (random reads; for contrast).
+    - ``batch_size=None`` yields ``{"x": tensor, "y": int, "idx": int}`` per sample; an integer yields batches
+      gathered with one copy, in file order within each batch (use ``DataLoader(ds, batch_size=None)``).
+    - Split by rank (``torch.distributed``, or ``rank``/``world_size``) and by DataLoader worker; the order is
+      the same for any ``num_workers``. ``drop_last=True`` gives every rank the same count.
+    - ``set_epoch(e)`` before iterating; with persistent workers build it with ``shared_epoch=True``.
+    - ``state_dict(samples_seen=n)`` / ``load_state_dict``: resume mid-epoch (resume_position.py).
+    - ``handler="warn"`` keeps a cut shard's complete records and counts the rest in ``errors``.
+    - ``worker_slots`` (item_sender.py, worker_transport.py) and ``read_ahead`` (read_ahead.py) are speed only.
     """
 
     def __init__(self, data_dir: str | Path, *, shuffle: str = "block", block_size: int = 256,
                  batch_size: int | None = None, seed: int = 0, rank: int | None = None,
                  world_size: int | None = None, drop_last: bool = False, window_blocks: int = 16,
                  shared_epoch: bool = False, worker_slots: int = RING_SLOTS, read_ahead: bool = True,
-                 run_length: int | None = None, handler: str = "raise"):
+                 run_length: int | None = None, streams: int = STREAMS, handler: str = "raise"):
         super().__init__()
         if shuffle not in SHUFFLE_MODES:
             raise ValueError(f"shuffle must be one of {SHUFFLE_MODES}, got {shuffle!r}")
         if run_length is None:
             run_length = default_run_length(batch_size, window_blocks)
-        for name, value in [("block_size", block_size), ("window_blocks", window_blocks), ("run_length", run_length)]:
+        for name, value in [("block_size", block_size), ("window_blocks", window_blocks), ("run_length", run_length),
+                            ("streams", streams)]:
             check_positive(name, value)
         check_non_negative("worker_slots", worker_slots)
         if batch_size is not None:
@@ -90,8 +88,11 @@ class MmapShardDataset(IterableDataset):
         self.epoch = 0
         self._position = ResumePosition()
         self.worker_slots, self.read_ahead, self.run_length = worker_slots, read_ahead, run_length
-        self._maps: list[np.ndarray] | None = None
-        self._ring: RingSet | None = None
+        self.streams = streams
+        self._done: list[int] = []   # epoch-order positions delivered by a job on another topology (resume)
+        self._files: list[mmap.mmap] | None = None     # one read-only memory map per shard (this process's)
+        self._records: list[np.ndarray] | None = None  # the same maps as (count, itemsize) uint8 record rows
+        self._ring = RingSet(worker_slots)              # a worker's shared-memory slots, made when first used
 
     @property
     def errors(self):
@@ -104,12 +105,14 @@ class MmapShardDataset(IterableDataset):
         return EpochPlan(self.index.counts, block_size=self.block_size, shuffle=self.shuffle, seed=self.seed,
                          epoch=self.epoch if epoch is None else epoch, rank=self.rank,
                          world_size=self.world_size, drop_last=self.drop_last, window_blocks=self.window_blocks,
-                         run_length=self.run_length)
+                         run_length=self.run_length, batch_size=self.batch_size, streams=self.streams,
+                         done=self._done if epoch is None or epoch == self.epoch else ())
 
     def __len__(self) -> int:
-        """Samples this rank yields per epoch (the same every epoch: no plan needed)."""
-        start, stop = rank_bounds(len(self.index), self.rank, self.world_size, self.drop_last)
-        return stop - start
+        """Samples this rank yields this epoch (all of its share, or what is left of it after a resume on
+        another topology): arithmetic, no plan needed."""
+        left = len(self.index) - sum(b - a for a, b in zip(self._done[0::2], self._done[1::2]))
+        return rank_length(left, self.batch_size or 1, self.rank, self.world_size, self.drop_last)
 
     @property
     def bytes_per_sample(self) -> int:
@@ -131,6 +134,7 @@ class MmapShardDataset(IterableDataset):
         """Start epoch ``epoch`` from its beginning (call before iterating, as with DistributedSampler)."""
         refuse_resharding(self)                  # split by rank already: never split again (resharding.py)
         self.epoch = epoch
+        self._done = []
         self._position.restart()
 
     # -- resumption (the arithmetic is ResumePosition's; see resume_position.py) -------------------
@@ -141,83 +145,74 @@ class MmapShardDataset(IterableDataset):
         ``samples_seen`` where its iterator started plus ``worker``, ``num_workers`` and ``worker_samples``.
         """
         position = self._position.state(len(self), *current_worker(), samples_seen=samples_seen)
-        return {"epoch": self.epoch, **position, **self._config()}
+        return {"epoch": self.epoch, **position, **self._config(), "rank": self.rank, "world_size": self.world_size,
+                "drop_last": self.drop_last, "done": list(self._done)}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from ``state``: the next iteration yields exactly the samples not yet seen, in order."""
+    def load_state_dict(self, state: dict[str, Any] | list[dict[str, Any]]) -> None:
+        """Continue from ``state``: the next iteration yields exactly the samples not yet seen, in order.
+
+        ``state``: this rank's own, or one saved on any rank while all ranks had taken the same number of
+        batches (DDP lockstep), or the list of every rank's states. The job may have had another
+        ``world_size`` or ``num_workers``: together the two jobs deliver the epoch exactly once, in the
+        epoch's order (docs/elastic.md). Data, seed, shuffle or batch settings that differ are refused.
+        """
+        states = list(state) if isinstance(state, (list, tuple)) else [state]
+        if not states:
+            raise ValueError("load_state_dict needs a state or a non-empty list of states")
         mine = self._config()
-        for key in _STATE_KEYS:
-            if state.get(key, 1 if key == "run_length" else None) != mine[key]:   # states from before runs: 1
-                raise ValueError(f"state_dict[{key!r}] is {state.get(key)!r} but this dataset has {mine[key]!r}: "
-                                 "a resumed run must use the same data and settings")
-        self._position.load(state, len(self), *current_worker())
-        self.epoch = int(state["epoch"])
+        for saved in states:
+            for key in _ORDER_KEYS:
+                if saved.get(key) != mine[key]:
+                    raise ValueError(f"state_dict[{key!r}] is {saved.get(key)!r} but this dataset has {mine[key]!r}: "
+                                     "a resumed run must use the same data and settings")
+        own = [s for s in states if (s.get("rank"), s.get("world_size"), s.get("drop_last")) ==
+               (self.rank, self.world_size, self.drop_last)]
+        self.epoch = int(states[0]["epoch"])
+        if own and (len(states) == 1 or len(states) == self.world_size):   # the same topology: this rank's count
+            self._done = list(own[0].get("done", []))
+            self._position.load(own[0], len(self), *current_worker())
+        else:
+            self._done = delivered_positions(states, len(self.index), self.batch_size or 1)
+            self._position.load({"samples_seen": 0}, len(self))
 
     def _config(self) -> dict[str, Any]:
         return {"seed": self.seed, "shuffle": self.shuffle, "block_size": self.block_size,
-                "window_blocks": self.window_blocks, "run_length": self.run_length, "rank": self.rank,
-                "world_size": self.world_size, "drop_last": self.drop_last, "total": len(self.index)}
+                "window_blocks": self.window_blocks, "run_length": self.run_length, "batch_size": self.batch_size,
+                "streams": self.streams, "total": len(self.index)}
 
     # -- reading ----------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Sample]:
         refuse_resharding(self)
-        in_worker = get_worker_info() is not None and self.worker_slots > 0   # 0: torch's default transport
-        if self.batch_size:
-            yield from (self._ring_batches() if in_worker else (batch_tensors(self._gather(ids))
-                                                                for ids in self.batch_ids()))
-            return
-        worker, workers = current_worker()
-        position = self._position
-        resume, skip = position.begin()
-        plan = self.plan()
-        for chunk in skip_ids(plan.worker_chunks(worker, workers, 1, resume, self._reader(plan)), skip):
-            for k in range(0, len(chunk), self.block_size):
-                ids = chunk[k:k + self.block_size]
-                order = np.argsort(ids, kind="stable")
-                part = self._gather(ids[order])          # sorted: one copy, grouped by shard
-                ys, idxs = part["y"].tolist(), part["idx"].tolist()
-                xs = torch.from_numpy(part["x"]).unbind(0)
-                if in_worker:  # sent alone, a sample carries only its own row, inside the message (worker_transport)
-                    for j in np.argsort(order).tolist():
-                        position.seen += 1
-                        yield inline_sample({"x": xs[j], "y": ys[j], "idx": idxs[j]})
-                    continue
-                for j in np.argsort(order).tolist():      # back to stream order
-                    position.seen += 1                    # position.advance(1), inlined: once per sample
-                    yield {"x": xs[j], "y": ys[j], "idx": idxs[j]}
-
-    def _ring_batches(self) -> Iterator[Sample]:
-        """Inside a DataLoader worker: each batch gathered straight into a reused shared-memory slot
-        (see ``worker_transport``); a fresh batch only when the main process still holds every slot."""
-        if self._ring is None:
-            self._ring = RingSet(self.worker_slots, RecordLayout(self.batch_size, self.index.dtype))
-        rings = self._ring
-        layout = rings.layout
-        rings.restart()
-        for ids in self.batch_ids():
-            handle = rings.acquire(len(ids))
-            if handle is None:
-                yield batch_tensors(self._gather(ids))
-                continue
-            arrays = rings.arrays(handle, len(ids))
-            self._gather(ids, arrays["records"])
-            layout.fill_scalars(arrays)
-            yield rings.message(handle, len(ids))
+        sender = RecordSender(self.index.dtype, self.batch_size, self._in_worker(), self._ring)
+        for ids in self._planned_ids(*self._position.begin()):   # plan -> this worker's ids, resume applied
+            for count, item in sender.items(ids, self._gather):    # gather (one copy) -> a batch, or samples
+                self._position.advance(count)
+                yield item
 
     def batch_ids(self) -> Iterator[np.ndarray]:
-        """The sorted global ids of each batch this rank and worker yields this epoch (what ``__iter__`` reads).
-
-        Iterating it counts the batches as yielded (for ``state_dict``); with :meth:`read_records` a caller
-        can gather each batch into a buffer of its own (``DeviceLoader`` uses pinned memory).
-        """
+        """The sorted global ids of each batch the next iteration of this rank and worker yields (from a loaded
+        resume point); iterating it changes no state. With :meth:`read_records` a caller can gather each batch
+        into a buffer of its own (``DeviceLoader`` uses pinned memory)."""
         if not self.batch_size:
             raise ValueError("batch_ids needs a dataset built with batch_size")
-        worker, workers = current_worker()
-        resume, skip = self._position.begin()
-        plan = self.plan()
-        for ids in skip_ids(plan.worker_units(worker, workers, self.batch_size, resume, self._reader(plan)), skip):
-            self._position.advance(len(ids))
+        for ids in self._planned_ids(*self._position.pending):
             yield np.sort(ids)
+
+    def _planned_ids(self, resume: int, skip: int) -> Iterator[np.ndarray]:
+        """This worker's groups of ids in stream order: its batches, or per sample groups of ``block_size``.
+        ``resume``: the rank-stream position to plan from; ``skip``: this worker's samples to leave out after it."""
+        worker, workers = current_worker()
+        plan = self.plan()
+        hook = ReadAhead(plan.ids, len(plan), plan.window, self._advise) if self.read_ahead else None
+        if self.batch_size:
+            yield from skip_ids(plan.worker_units(worker, workers, self.batch_size, resume, hook), skip)
+            return
+        for chunk in skip_ids(plan.worker_chunks(worker, workers, 1, resume, hook), skip):
+            yield from (chunk[k:k + self.block_size] for k in range(0, len(chunk), self.block_size))
+
+    def _in_worker(self) -> bool:
+        """Inside a DataLoader worker with shared-memory slots (``worker_slots=0``: torch's default transport)."""
+        return get_worker_info() is not None and self.worker_slots > 0
 
     def read_records(self, ids: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Records for sorted, unique global ``ids``, gathered with one copy out of the memory maps.
@@ -242,66 +237,36 @@ class MmapShardDataset(IterableDataset):
         """:meth:`read_records` for ids known to be sorted, unique and in range (the plan's own)."""
         if out is None:
             out = np.empty(len(ids), dtype=self.index.dtype)
-        maps, offsets = self._open(), self._offsets
+        records, offsets = self._rows(), self._offsets
         raw = out.view(np.uint8).reshape(len(ids), -1)
         shard = np.searchsorted(offsets, ids, side="right") - 1
         local = ids - offsets[shard]
         cuts = (np.flatnonzero(np.diff(shard)) + 1).tolist()
         for a, b in zip([0, *cuts], [*cuts, len(ids)]):
-            gather_rows(maps[shard[a]], local[a:b], raw[a:b])
+            gather_rows(records[shard[a]], local[a:b], raw[a:b])
         return out
 
-    def _reader(self, plan: EpochPlan):
-        """The ``on_window`` hook of the plan: read-ahead of the window after the one beginning (None: off)."""
-        if not self.read_ahead:
-            return None
-        started = []
+    def _advise(self, ids: np.ndarray) -> int:
+        """Ask the kernel to read the records ``ids`` ahead (read_ahead.py)."""
+        self._rows()
+        return advise_records(self._files, self.index.headers, self._offsets, ids)
 
-        def on_window(w: int) -> None:
-            if not started:                      # the first window of this iteration: ask for it too
-                started.append(w)
-                self.advise(plan, w)
-            self.advise(plan, w + plan.window)
-        return on_window
-
-    def advise(self, plan: EpochPlan, w: int) -> int:
-        """Ask the kernel to start reading the window at rank position ``w`` (``madvise(MADV_WILLNEED)`` on
-        each run of consecutive records): on a cold cache the reads overlap the work on the current window
-        instead of faulting in one page at a time. Returns the number of ranges advised."""
-        if not 0 <= w < len(plan):
-            return 0
-        ids = np.sort(plan.ids(w, min(w + plan.window, len(plan))))
-        self._open()
-        shard = np.searchsorted(self._offsets, ids, side="right") - 1
-        local = ids - self._offsets[shard]
-        cuts = np.flatnonzero((np.diff(local) != 1) | (np.diff(shard) != 0)) + 1
-        headers, page = self.index.headers, mmap.PAGESIZE
-        for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(ids)]):
-            h = headers[shard[a]]
-            begin = h.data_offset + int(local[a]) * h.dtype.itemsize
-            end = h.data_offset + (int(local[b - 1]) + 1) * h.dtype.itemsize
-            aligned = begin - begin % page
-            self._mmaps[shard[a]].madvise(mmap.MADV_WILLNEED, aligned, end - aligned)
-        return len(cuts) + 1
-
-    def _open(self) -> list[np.ndarray]:
+    def _rows(self) -> list[np.ndarray]:
         """Memory-map every shard once per process (nothing is read until touched).
 
         Each map is viewed as a read-only 2-D ``uint8`` array, one row of ``itemsize`` bytes per record:
         plain byte rows gather far faster than structured records. The maps never leave this class.
         """
-        if self._maps is None:
+        if self._records is None:
             mapped = [_map_rows(h) for h in self.index.headers]
-            self._mmaps = [m for m, _ in mapped]
-            self._maps = [rows for _, rows in mapped]
-        return self._maps
+            self._files = [f for f, _ in mapped]
+            self._records = [rows for _, rows in mapped]
+        return self._records
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_maps"] = None  # each DataLoader worker maps the files itself
-        state["_ring"] = None  # and makes its own shared-memory ring
-        state.pop("_mmaps", None)
-        return state
+        state["_files"] = state["_records"] = None   # each DataLoader worker maps the files itself
+        return state                                 # (a RingSet pickles without its rings)
 
 
 def _map_rows(header: ShardHeader) -> tuple[mmap.mmap, np.ndarray]:
@@ -312,10 +277,3 @@ def _map_rows(header: ShardHeader) -> tuple[mmap.mmap, np.ndarray]:
     rows = np.frombuffer(mapped, np.uint8, count=header.count * itemsize,
                          offset=header.data_offset).reshape(header.count, itemsize)
     return mapped, rows
-
-
-def batch_tensors(batch: np.ndarray) -> Sample:
-    """A batch of records as tensors: ``x`` is a view (no copy); the small label arrays are copied."""
-    return {"x": torch.from_numpy(batch["x"]),
-            "y": torch.from_numpy(np.ascontiguousarray(batch["y"])),
-            "idx": torch.from_numpy(np.ascontiguousarray(batch["idx"]))}

@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from data_gen.layout import parse_npy_header
+
+from .mapped_blocks import LazyBlock, MemberRef
 from .shard_errors import ShardReadError
-from .shard_index import parse_npy_header
-from .tar_reads import LazyBlock, MemberRef
 
 SAMPLE_MEMBERS = {"x.npy", "cls", "idx"}
 BLOCK_MEMBERS = {"x.npy", "y.npy", "idx.npy"}

@@ -1,6 +1,10 @@
 """Where a stream stands in its epoch, as pure arithmetic: what ``state_dict`` saves and ``load_state_dict``
 restores. No file is read here; ``MmapShardDataset`` only executes it.
 
+On the same topology (world_size, rank) a position is the count below. On another one,
+:func:`delivered_positions` turns the saved states into the positions of the epoch order already delivered,
+which the new job's plans leave out (docs/elastic.md).
+
 The epoch plan yields one rank's stream in the same order for any number of DataLoader workers, so in the
 main process a position is one number, ``samples_seen`` of the rank stream. Inside a worker (where
 torchdata's ``StatefulDataLoader`` asks) it is the rank-stream position the worker's iterator started at plus
@@ -12,6 +16,8 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 import numpy as np
+
+from .epoch_plan import deal, remaining_positions
 
 
 class ResumePosition:
@@ -76,3 +82,40 @@ def skip_ids(parts: Iterator[np.ndarray], n: int) -> Iterator[np.ndarray]:
             continue
         yield part[n:]
         n = 0
+
+
+def delivered_positions(states: list[dict[str, Any]], total: int, piece: int) -> list[int]:
+    """Positions of the epoch order that the job which saved ``states`` delivered, as flat ``[start, stop, ...]``:
+    what a job on another topology skips (``EpochPlan(done=...)``).
+
+    One state (saved on any rank in DDP lockstep): every rank of that job consumed ``samples_seen`` samples of
+    its own stream (or all it had). A list: one state per rank of that job, each its own count (ranks not in
+    lockstep). A DataLoader worker's own state cannot move to another topology."""
+    world_size = int(states[0]["world_size"])
+    for key in ("world_size", "epoch", "done", "drop_last"):
+        values = {repr(s.get(key)) for s in states}
+        if len(values) > 1:
+            raise ValueError(f"the states disagree on {key!r} ({sorted(values)}): they are not from one job's step")
+    if any("worker" in s for s in states):
+        raise ValueError("a DataLoader worker's own state (with 'worker') resumes only with the same world_size and "
+                         "num_workers: save state_dict(samples_seen=n) in the training loop to change topology")
+    if len(states) == 1:
+        seen = {rank: int(states[0]["samples_seen"]) for rank in range(world_size)}
+    else:
+        ranks = sorted(int(s["rank"]) for s in states)
+        if ranks != list(range(world_size)):
+            raise ValueError(f"a list of states needs one per rank 0..{world_size - 1}, got ranks {ranks}")
+        seen = {int(s["rank"]): int(s["samples_seen"]) for s in states}
+    done = list(states[0].get("done", []))
+    rest = remaining_positions(total, done)
+    delivered = np.ones(total, dtype=bool)
+    delivered[rest] = False
+    for rank, n in seen.items():
+        delivered[rest[deal(len(rest), piece, rank, world_size, bool(states[0]["drop_last"]))][:n]] = True
+    return intervals(delivered)
+
+
+def intervals(mask: np.ndarray) -> list[int]:
+    """The runs of True in ``mask`` as flat ``[start, stop, start, stop, ...]`` (plain ints: JSON-ready)."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return [int(e) for e in edges]

@@ -2,7 +2,7 @@
 
 - :func:`seed_everything` seeds Python's, numpy's and torch's global generators (for code you do not control).
 - :func:`worker_rng` gives each DataLoader worker of each rank its own ``numpy`` generator for augmentation,
-  keyed by (seed, epoch, rank, worker) through :func:`~.keyed_rng.keyed_rng`: independent across workers, new
+  keyed by (seed, epoch, rank, worker) through :func:`~.keyed_random.keyed_rng`: independent across workers, new
   each epoch, identical when the run is repeated.
 - :func:`seed_worker` is the ``worker_init_fn`` from PyTorch's reproducibility notes (global RNGs per worker);
   PyTorch >= 1.9 already does this in its workers, so it matters for code that reseeds them or for older versions.
@@ -17,7 +17,7 @@ import random
 import numpy as np
 import torch
 
-from .keyed_rng import keyed_seed_sequence
+from .keyed_random import keyed_seed_sequence
 from .runtime import check_non_negative, current_rank, current_worker
 
 

@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 HANDLERS = ("raise", "warn")
+RETRIED = "retried"  # the log line of a retried transient fault (not a skip)
 
 
 class ShardError(Exception):
@@ -41,6 +42,7 @@ class ErrorLog:
     ``"raise"``: stop at the first error with a :class:`ShardReadError` naming the shard.
     ``"warn"``: skip the bad shard or sample, warn, and append one line to a log file, so that DataLoader
     worker processes count into the same place; ``count``, ``messages`` and ``samples_lost`` read it back.
+    In both modes, transient faults that were retried are counted there too (``retries``, ``retry_seconds``).
     """
 
     def __init__(self, mode: str = "raise", known_urls: list[str] | None = None):
@@ -82,13 +84,40 @@ class ErrorLog:
             f.write(f"{'-' if lost is None else lost}\t" + message.replace("\n", " ") + "\n")
         warnings.warn(f"skipped: {message}", stacklevel=3)
 
+    def retried(self, message: str, seconds: float = 0.0) -> None:
+        """Record one transient fault that was retried (any mode): ``message`` names the URL; ``seconds`` it cost."""
+        with open(self.path, "a") as f:
+            f.write(f"{RETRIED}\t{seconds:.6f}\t" + message.replace("\n", " ") + "\n")
+
+    def _raw_lines(self) -> list[str]:
+        return self.path.read_text().splitlines() if self.path.exists() else []
+
     def _lines(self) -> list[tuple[int | None, str]]:
-        lines = self.path.read_text().splitlines() if self.path.exists() else []
         parsed = []
-        for line in lines:
+        for line in self._raw_lines():
             lost, _, message = line.partition("\t")
-            parsed.append((None if lost == "-" else int(lost), message))
+            if lost != RETRIED:
+                parsed.append((None if lost == "-" else int(lost), message))
         return parsed
+
+    def _retry_lines(self) -> list[tuple[float, str]]:
+        rows = [line.split("\t", 2) for line in self._raw_lines() if line.startswith(RETRIED + "\t")]
+        return [(float(seconds), message) for _, seconds, message in rows]
+
+    @property
+    def retries(self) -> int:
+        """Transient faults retried (HTTP 5xx/429, resets, cut bodies, timeouts), all processes."""
+        return len(self._retry_lines())
+
+    @property
+    def retry_seconds(self) -> float:
+        """Seconds the retries cost (waits and repeated requests), summed over all processes."""
+        return sum(seconds for seconds, _ in self._retry_lines())
+
+    @property
+    def retry_messages(self) -> list[str]:
+        """One line per retry, naming the URL and the fault."""
+        return [message for _, message in self._retry_lines()]
 
     @property
     def messages(self) -> list[str]:

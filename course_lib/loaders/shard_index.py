@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
-from data_gen.layout import NPY, WDS, format_dir, shard_glob
+from data_gen.layout import NPY, WDS, format_dir, parse_npy_header, shard_glob
 from data_gen.manifest import read_manifest
 
 from .shard_errors import ErrorLog, MissingShardError, ShardFormatError
@@ -35,17 +34,6 @@ class ShardHeader:
     count: int
     dtype: np.dtype
     data_offset: int
-
-
-def parse_npy_header(stream: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
-    """(shape, fortran_order, dtype) from a stream at the start of ``.npy`` data; leaves it at the data.
-
-    The seed's ``np.lib.format.read_array_header`` does not exist: the magic says which version's reader to use.
-    """
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(stream)
-    return np.lib.format.read_array_header_2_0(stream)
 
 
 def read_header(path: Path) -> ShardHeader:

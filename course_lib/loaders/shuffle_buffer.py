@@ -1,7 +1,12 @@
-"""A sample shuffle buffer, as WebDataset pipelines use it: hold up to ``size`` samples, let out a random one."""
+"""A sample shuffle buffer, as WebDataset pipelines use it: hold up to ``size`` samples, let out a random one.
+
+Chapter 03, section 3: the learner writes the plain version (``course_lib/solutions/ch03_webdataset.py``);
+this one adds the growing start (two in, one out until full) and uniforms drawn 1,024 at a time.
+"""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 

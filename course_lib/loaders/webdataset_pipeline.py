@@ -3,7 +3,8 @@
 ``make_webdataset``: the classic per-sample pipeline (shard shuffle, split by node and worker, tar
 expansion, shuffle buffer, safe decode, optional batching). ``make_block_webdataset``: the fast path over
 ``wdsb`` shards, whose members are pre-batched blocks of samples. Both return a :class:`ShardPipeline`.
-The jobs live beside this module: ``tar_reads`` (opening and indexing shards), ``npy_members`` (decoding
+The jobs live beside this module: ``shard_open``, ``tar_members``, ``sample_grouping`` and ``shard_accounting``
+(opening shards, their members, samples, counting every shard), ``npy_members`` (decoding
 without pickle), ``shuffle_buffer`` and ``block_mixing``. Every stage is a plain object, never a lambda, so a
 pipeline pickles into DataLoader workers under the ``fork``, ``spawn`` and ``forkserver`` start methods.
 """
@@ -21,14 +22,17 @@ from webdataset.shardlists import expand_urls
 from data_gen.layout import WDS, WDS_BLOCK, WDSB, format_dir, shard_glob
 
 from .block_mixing import MixBlocks
-from .keyed_rng import keyed_rng
+from .keyed_random import keyed_rng
 from .npy_members import BLOCK_MEMBERS, SAMPLE_MEMBERS, decode_block, decode_sample
 from .resharding import refuse_resharding
-from .runtime import check_non_negative, check_positive, check_split, current_rank, current_worker
+from .retry_policy import RetryPolicy
+from .runtime import check_non_negative, check_positive, check_split, current_rank, current_worker, rank_and_world
+from .shard_accounting import ShardSamples
 from .shard_errors import ErrorLog, MissingShardError, ShardReadError
 from .shard_index import ShardExpectation, manifest_shards
+from .shard_open import open_shard
+from .shard_resume import ResumePlan, plan_resume, shard_state
 from .shuffle_buffer import ShuffleBuffer
-from .tar_reads import ShardSamples, open_shard
 from .worker_transport import RING_SLOTS
 
 Source = str | Path | Sequence[str]
@@ -62,8 +66,11 @@ class ShardPipeline(wds.DataPipeline):
     """
 
     def __init__(self, urls: list[str], *, seed: int, epoch: int, shardshuffle: bool, rank: int | None,
-                 world_size: int | None, errors: ErrorLog, resampled: bool = False):
+                 world_size: int | None, errors: ErrorLog, resampled: bool = False,
+                 retry: RetryPolicy | None = None):
         check_split(rank, world_size)
+        self.retry = RetryPolicy() if retry is None else retry
+        self.dropped: frozenset[str] = frozenset()   # shard names a resumed epoch does not read (shard_resume)
         self.urls, self.seed, self.epoch, self.shardshuffle = urls, seed, int(epoch), shardshuffle
         self.rank, self.world_size, self.errors, self.resampled = rank, world_size, errors, resampled
         super().__init__(self._shards, self._split_by_node, self._split_by_worker, self._open)
@@ -71,7 +78,22 @@ class ShardPipeline(wds.DataPipeline):
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle for ``epoch`` (a pure function of seed and epoch, the same on every rank)."""
         refuse_resharding(self)                  # split by node already: never split again (resharding.py)
+        if int(epoch) != self.epoch:
+            self.dropped = frozenset()                # a resume covers the epoch it was saved in only
         self.epoch = int(epoch)
+
+    def state_dict(self, delivered: dict[str, int]) -> dict[str, Any]:
+        """What to save at a stop: this pipeline's settings and ``delivered`` (samples per shard name, e.g. from
+        ``shard_resume.delivered_per_shard``); resume with ``make_webdataset(..., resume=[every rank's])``."""
+        return shard_state(self, delivered)
+
+    def resume_from(self, state: Any, expected: dict[str, ShardExpectation], in_flight: str = "replay") -> ResumePlan:
+        """Resume this epoch from ``state`` (every rank's, as a list) on this pipeline's ranks: the plan, counted."""
+        self.resume_plan = plan_resume(state, seed=self.seed, epoch=self.epoch, shardshuffle=self.shardshuffle,
+                                       shards=[u.rsplit("/", 1)[-1] for u in self.urls], expected=expected,
+                                       in_flight=in_flight, world_size=rank_and_world(self.rank, self.world_size)[1])
+        self.dropped = self.resume_plan.dropped
+        return self.resume_plan
 
     def worker_rng(self, *salt: int) -> np.random.Generator:
         """A generator keyed by (seed, epoch, rank, worker, salt): reproducible, distinct per worker."""
@@ -85,7 +107,7 @@ class ShardPipeline(wds.DataPipeline):
         order = range(len(self.urls))
         if self.shardshuffle:
             order = keyed_rng(self.seed, self.epoch).permutation(len(self.urls)).tolist()
-        return iter([{"url": self.urls[i]} for i in order])
+        return iter([{"url": self.urls[i]} for i in order if self.urls[i].rsplit("/", 1)[-1] not in self.dropped])
 
     def _resample(self) -> Iterator[dict[str, str]]:
         """Shards drawn with replacement, forever; each (rank, worker) draws its own reproducible sequence."""
@@ -109,7 +131,7 @@ class ShardPipeline(wds.DataPipeline):
     def _open(self, src: Iterable[dict]) -> Iterator[dict]:
         for item in src:
             try:
-                item["stream"] = open_shard(item["url"])
+                item["stream"] = open_shard(item["url"], self.retry, self.errors.retried)
             except ShardReadError as e:
                 if self.errors(e):
                     continue
@@ -122,7 +144,8 @@ def make_webdataset(source: Source, *, shuffle_buffer: int = 1000, seed: int = 0
                     rank: int | None = None, world_size: int | None = None, partial: bool = True,
                     initial: int | None = None,
                     expected_counts: dict[str, int | ShardExpectation] | None = None,
-                    resampled: bool = False) -> ShardPipeline:
+                    resampled: bool = False, retry: RetryPolicy | None = None,
+                    resume: Any = None, in_flight: str = "replay") -> ShardPipeline:
     """The per-sample WebDataset pipeline over data_gen ``wds`` shards (see module docstring).
 
     ``shuffle_buffer=0`` disables the sample shuffle; ``initial`` is how many samples the buffer holds before
@@ -132,13 +155,19 @@ def make_webdataset(source: Source, *, shuffle_buffer: int = 1000, seed: int = 0
     ``expected_counts`` (shard file name -> samples, or :class:`ShardExpectation` with the size too; read from
     the manifest when ``source`` is a data_gen directory) lets a truncated shard report how many samples it lost.
     ``resampled=True`` draws shards with replacement, forever (no exactly-once: chapter 04 measures it); give
-    the stream an epoch length with webdataset's ``.with_epoch(n)`` (``n`` per worker).
+    the stream an epoch length with webdataset's ``.with_epoch(n)`` (``n`` per worker). ``retry`` bounds the
+    retries of HTTP and S3 reads (default :class:`RetryPolicy()`); they are counted in ``errors.retries``.
+    ``resume``: the state(s) saved at a stop (``pipeline.state_dict``; every rank's, as a list), on any number of
+    ranks: finished shards are dropped, the shards in flight at the stop are read again (``in_flight="replay"``)
+    or dropped (``"skip"``), counted in ``pipeline.resume_plan`` and said in a warning (``shard_resume``).
     """
     expected = _expected(source, WDS, expected_counts)
     urls = shard_urls(source, WDS)
     errors = ErrorLog(handler, urls)
     pipeline = ShardPipeline(urls, seed=seed, epoch=epoch, shardshuffle=shardshuffle, rank=rank,
-                             world_size=world_size, errors=errors, resampled=resampled)
+                             world_size=world_size, errors=errors, resampled=resampled, retry=retry)
+    if resume is not None:
+        pipeline.resume_from(resume, expected, in_flight)
     pipeline.append(ShardSamples(expected, errors, SAMPLE_MEMBERS))
     if shuffle_buffer:
         start = shuffle_buffer if initial is None else initial
@@ -152,11 +181,14 @@ def make_webdataset(source: Source, *, shuffle_buffer: int = 1000, seed: int = 0
 def make_block_webdataset(source: Source, *, batch_size: int = 256, window_blocks: int = 8,
                           seed: int = 0, epoch: int = 0, handler: str = "raise", shardshuffle: bool = True,
                           rank: int | None = None, world_size: int | None = None,
-                          partial: bool = True, worker_slots: int = RING_SLOTS) -> ShardPipeline:
+                          partial: bool = True, worker_slots: int = RING_SLOTS,
+                          retry: RetryPolicy | None = None, resume: Any = None,
+                          in_flight: str = "replay") -> ShardPipeline:
     """The fast path over data_gen ``wdsb`` shards: blocks of samples, shuffled within a window of
     ``window_blocks`` blocks, yielded as ready batches ``{"x", "y", "idx"}`` of tensors. Inside DataLoader
     workers each batch is gathered into one of ``worker_slots`` reused shared-memory slots per worker
-    (``worker_transport``; 0: torch's default, a fresh shared-memory segment per tensor)."""
+    (``worker_transport``; 0: torch's default, a fresh shared-memory segment per tensor). ``retry``, ``resume``
+    and ``in_flight`` as in :func:`make_webdataset`."""
     check_positive("window_blocks", window_blocks)
     check_positive("batch_size", batch_size)
     check_non_negative("worker_slots", worker_slots)
@@ -164,7 +196,9 @@ def make_block_webdataset(source: Source, *, batch_size: int = 256, window_block
     urls = shard_urls(source, WDSB)
     errors = ErrorLog(handler, urls)
     pipeline = ShardPipeline(urls, seed=seed, epoch=epoch, shardshuffle=shardshuffle, rank=rank,
-                             world_size=world_size, errors=errors)
+                             world_size=world_size, errors=errors, retry=retry)
+    if resume is not None:
+        pipeline.resume_from(resume, expected, in_flight)
     pipeline.append(ShardSamples(expected, errors, BLOCK_MEMBERS, lazy=True, per_item=WDS_BLOCK))
     pipeline.append(wds.map(decode_block, handler=errors))
     pipeline.append(MixBlocks(window_blocks, batch_size, functools.partial(pipeline.worker_rng, MIX_SALT), partial,

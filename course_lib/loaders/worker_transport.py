@@ -5,8 +5,9 @@ torch's default: every tensor a worker yields is moved into a *fresh* shared-mem
 tensor that is a view of a larger buffer drags the whole buffer along. For a 3 MB batch that costs more than
 gathering it; for a 12 KB sample that is a view of its block's 3 MB buffer, it costs ~250x the sample.
 
-Two replacements, used inside workers only by :class:`~course_lib.loaders.mmap_shards.MmapShardDataset` and
-the WebDataset block path (:func:`~course_lib.loaders.webdataset_pipeline.make_block_webdataset`):
+Two replacements, used inside workers only, through the one sender in ``item_sender.py`` that
+:class:`~course_lib.loaders.mmap_shards.MmapShardDataset` and the WebDataset block path
+(:func:`~course_lib.loaders.webdataset_pipeline.make_block_webdataset`) share:
 
 - :class:`BatchRing`: each worker owns a few shared-memory *slots*, created once and mapped once by the main
   process. A :class:`SlotLayout` says where each array of a batch lies in a slot. The first batch of an
@@ -18,8 +19,8 @@ the WebDataset block path (:func:`~course_lib.loaders.webdataset_pipeline.make_b
   writes to free slots. When none is free (a larger ``prefetch_factor`` keeps more batches in flight, or the
   loop keeps some) the worker adds a ring (:class:`RingSet`, up to ``GROWTH`` rings), and past that sends a
   fresh batch torch's way (slower, never wrong).
-- :class:`InlineSample`: a per-sample item whose tensor owns only its row and travels *inside* the pickled
-  message (12 KB through the pipe) instead of through a shared-memory segment of its own.
+- ``InlineSample`` (item_sender.py): a per-sample item whose tensor owns only its row and travels *inside* the
+  pickled message (12 KB through the pipe) instead of through a shared-memory segment of its own.
 
 Both are dict subclasses that the main process receives as plain ``dict`` s. If a ``collate_fn`` in the
 worker replaces a value, the item is sent as a plain dict in torch's usual way (correct, just not faster).
@@ -291,43 +292,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-class InlineSample(dict):
-    """One sample whose arrays travel inside the pickled message: only the bytes of each tensor (a view of a
-    larger buffer sends just its own elements), so each tensor in the main process owns only its row."""
-
-    def __copy__(self) -> "InlineSample":
-        clone = InlineSample(self)
-        clone.__dict__.update(self.__dict__)
-        return clone
-
-    def __reduce__(self):
-        sent = self.__dict__.get("_sent")
-        if sent is None or sent.keys() != self.keys() or any(self[k] is not v for k, v in sent.items()):
-            return dict, (dict(self),)
-        values, rows = dict(self), {}
-        for k, v in self.items():
-            if isinstance(v, torch.Tensor):
-                try:
-                    array = v.numpy()
-                except (TypeError, RuntimeError):   # a dtype numpy lacks (bfloat16), a tensor needing grad
-                    continue                        # : that one goes torch's way
-                values[k] = None
-                rows[k] = (np.ascontiguousarray(array).tobytes(), array.dtype.str, array.shape)
-        return _rebuild_inline, (values, rows)
-
-
-def inline_sample(values: dict[str, Any]) -> InlineSample:
-    """A per-sample item for a worker to yield (collated in the worker, it is an ordinary dict of tensors)."""
-    item = InlineSample(values)
-    item._sent = dict(item)
-    return item
-
-
-def _rebuild_inline(values: dict[str, Any], rows: dict[str, tuple[bytes, str, tuple[int, ...]]]) -> dict:
-    """Main process: each tensor owns a writable copy of the bytes that came in the message (a ``bytes`` object
-    unpickles far faster than a ``bytearray`` or an array; one 12 KB copy costs less than either)."""
-    for k, (data, dtype, shape) in rows.items():
-        values[k] = torch.from_numpy(np.frombuffer(bytearray(data), dtype).reshape(shape))
-    return values

@@ -1,12 +1,15 @@
-"""What an epoch boundary costs: time to the first item of each epoch (worker start-up) and the epoch's order."""
+"""What an epoch boundary costs: time to the first item of each epoch (worker start-up) and the epoch's order.
+
+Chapter 04, section 5 (persistent workers: where does the epoch live?).
+"""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterable, Iterator, Sequence
 
-from .order_fingerprint import order_fingerprint
-from .shuffle_quality import arrival_order
+from .fingerprints import order_fingerprint
+from .shuffle_metrics import arrival_order
 
 
 @dataclass(frozen=True)
@@ -36,17 +39,18 @@ def time_epochs(loader: Iterable, epochs: Sequence[int], set_epoch: Callable[[in
         if set_epoch is not None:
             set_epoch(e)
         first: list[float] = []
-
-        def noting_first(items: Iterable) -> Iterator:
-            for item in items:
-                if not first:
-                    first.append(time.perf_counter() - start)
-                yield item
-
         start = time.perf_counter()
-        order = arrival_order(noting_first(loader))
+        order = arrival_order(_noting_first(loader, first, start))
         seconds = time.perf_counter() - start
         out.append(EpochTiming(epoch=e, samples=len(order), seconds=seconds,
                                first_item_seconds=first[0] if first else seconds,
                                fingerprint=order_fingerprint(order)))
     return out
+
+
+def _noting_first(items: Iterable, first: list[float], start: float) -> Iterator:
+    """``items``, appending to ``first`` the seconds from ``start`` to the first one."""
+    for item in items:
+        if not first:
+            first.append(time.perf_counter() - start)
+        yield item

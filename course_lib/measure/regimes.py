@@ -27,7 +27,7 @@ from ..loaders.mmap_shards import MmapShardDataset
 from ..loaders.shard_index import index_shards
 from ..teaching.seed_jpeg import seed_jpeg_pipeline
 from .process_memory import PeakPss
-from .shuffle_quality import arrival_order, shuffle_quality
+from .shuffle_metrics import arrival_order, shuffle_quality
 from .throughput import ThroughputResult, measure_throughput
 from .training_step import TrainingStep, data_wait
 

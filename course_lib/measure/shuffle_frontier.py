@@ -14,7 +14,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..loaders.mmap_shards import MmapShardDataset
-from .shuffle_quality import shuffle_quality
+from .shuffle_metrics import shuffle_quality
 from .throughput import measure_throughput
 
 FRONTIER_SETTINGS: dict[str, dict[str, Any]] = {

@@ -130,23 +130,6 @@ class LoadAllDataset(Dataset):
             yield {"x": batch["x"], "y": batch["y"], "idx": batch["idx"]}
 
 
-def load_shards_measuring_memory(data_dir: str | Path) -> list[tuple[float, float]]:
-    """Load shards fully, one after another, keeping them all; after each, (MB loaded, anonymous MB).
-
-    The list of arrays is released when the function returns: the curve is what a load-everything
-    loader would hold.
-    """
-    from ..measure.memory import memory_snapshot
-
-    index = index_shards(data_dir)
-    held, points, loaded = [], [(0.0, memory_snapshot(include_children=False).anon_mb)], 0
-    for path in index.paths:
-        held.append(np.load(path, allow_pickle=False))
-        loaded += held[-1].nbytes
-        points.append((loaded / 1e6, memory_snapshot(include_children=False).anon_mb))
-    return points
-
-
 def export_per_sample_files(data_dir: str | Path, out_dir: str | Path, limit: int | None = None) -> Path:
     """Write the first ``limit`` samples (all by default) as one ``.npy`` file each; returns ``out_dir``."""
     index = index_shards(data_dir)

@@ -1,4 +1,4 @@
-"""Random numbers inside DataLoader workers, made visible: which worker drew what (chapter 04).
+"""Random numbers inside DataLoader workers, made visible: which worker drew what (chapter 04, section 4).
 
 ``RandomDraws(rng_for)`` yields ``(worker id, number)`` pairs; ``rng_for(worker)`` says where each worker's
 generator comes from. A generator built once and copied into every worker repeats the same numbers in each;
@@ -6,7 +6,7 @@ generator comes from. A generator built once and copied into every worker repeat
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from torch.utils.data import DataLoader, IterableDataset

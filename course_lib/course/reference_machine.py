@@ -6,7 +6,7 @@ versions and how each part was measured), then the rows of one run, each tagged 
 - ``workers``  - the batched mmap path through ``DataLoader(num_workers=N)``;
 - ``regimes``  - chapter 05's copy-bound and decode-bound loaders (``label`` as :meth:`LoaderSpec.label` writes it);
 - ``feed``     - a small CNN trained on the GPU from each loader: the share of time spent waiting for data;
-- ``transfer`` - :func:`~course_lib.loaders.device_transfer.compare_modes` to the GPU.
+- ``transfer`` - :func:`~course_lib.measure.transfer_modes.compare_modes` to the GPU.
 
 :func:`reference_figures` returns them grouped by part, each row with ``regime``, ``library``, ``loader`` and
 ``num_workers`` filled in, so :func:`~course_lib.measure.regimes.best` finds rows here and there alike.

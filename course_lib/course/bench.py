@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from data_gen.layout import WDS
 
-from ..course.verification import backend, package_versions
+from .verification import backend, package_versions
 from ..loaders.mmap_shards import MmapShardDataset
 from ..loaders.runtime import current_worker
 from ..loaders.shard_index import index_shards
@@ -34,13 +34,13 @@ from ..loaders.cli_args import add_data_dir_argument, add_num_workers_argument
 from ..loaders.webdataset_pipeline import make_block_webdataset, make_webdataset, shard_urls
 from ..teaching.naive import (LoadAllDataset, PerSampleFileDataset, SeedStreamingDataset, SeedStreamingTensors,
                               export_per_sample_files)
-from .cold_cache import cold_lines, cold_runs
-from .page_cache import memcpy_mb_per_s, page_cache_mb_per_s
-from .shuffle_frontier import frontier_lines, measure_shuffle_frontier
-from .peer_runner import PEER_LIBRARIES, run_peers
-from .regimes import course_specs, image_data, measure_specs, regime_goals
-from .training_step import TrainingStep
-from .throughput import measure_throughput
+from ..measure.cold_cache import cold_lines, cold_runs
+from ..measure.page_cache import memcpy_mb_per_s, page_cache_mb_per_s
+from ..measure.shuffle_frontier import frontier_lines, measure_shuffle_frontier
+from ..measure.peer_runner import PEER_LIBRARIES, run_peers
+from ..measure.regimes import course_specs, image_data, measure_specs, regime_goals
+from ..measure.training_step import TrainingStep
+from ..measure.throughput import measure_throughput
 from ..loaders.image_tars import make_image_webdataset
 from data_gen.layout import EXTENSIONS, format_dir, shard_glob
 
@@ -238,7 +238,7 @@ def format_table(result: dict) -> str:
     if result.get("cold"):
         lines += ["", *cold_lines(result["cold"])]
     if "regimes" in result:
-        from ..course.regime_tables import regime_table
+        from .regime_tables import regime_table
 
         reg = result["regimes"]
         lines += ["", str(regime_table(reg["rows"] + reg["peer_rows"],
@@ -259,7 +259,7 @@ def _x(ratio: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(prog="python -m course_lib.measure.bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m course_lib.course.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_dir_argument(parser)
     parser.add_argument("--out", type=Path, help="write the table as JSON here")

@@ -1,6 +1,8 @@
 """Fingerprints of an epoch's order, so two runs (or two processes) can be compared with one short string.
 
-    python -m course_lib.measure.order_fingerprint --data-dir build/data --loader mmap --seed 42 --epochs 0 1 2
+Chapter 04, section 2 (fresh process) and section 3 (`DistributedSampler`); chapter 03 counts coverage with it.
+
+    python -m course_lib.measure.fingerprints --data-dir build/data --loader mmap --seed 42 --epochs 0 1 2
 
 prints ``{"0": "...", "1": "...", "2": "..."}``: the fingerprint of each epoch's arrival order, computed in
 this fresh process (:func:`fingerprints_in_fresh_process` runs it from Python). ``--runs JSON`` measures several
@@ -15,9 +17,9 @@ import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from torch.utils.data import DataLoader
@@ -25,7 +27,7 @@ from torch.utils.data import DataLoader
 from data_gen.layout import WDS
 
 from ..loaders.cli_args import add_data_dir_argument, add_num_workers_argument
-from .shuffle_quality import arrival_order
+from .shuffle_metrics import arrival_order
 
 LOADERS = ("mmap", "mmap-batched", "webdataset")
 
@@ -83,7 +85,7 @@ def epoch_orders(loader: Iterable, epochs: Sequence[int], set_epoch: Callable[[i
 def fingerprints_in_fresh_process(data_dir: str | Path, loader: str = "mmap", *, seed: int = 0,
                                   epochs: Sequence[int] = (0, 1, 2), num_workers: int = 0,
                                   shards: int | None = None, timeout: float = 300) -> dict[str, str]:
-    """``{"epoch": fingerprint}`` computed by ``python -m course_lib.measure.order_fingerprint`` in a new process."""
+    """``{"epoch": fingerprint}`` computed by ``python -m course_lib.measure.fingerprints`` in a new process."""
     cmd = [sys.executable, "-m", __spec__.name, "--data-dir", str(data_dir), "--loader", loader,
            "--seed", str(seed), "--epochs", *map(str, epochs), "--num-workers", str(num_workers)]
     if shards is not None:
@@ -141,7 +143,7 @@ def fingerprint_loader(data_dir: str | Path, kind: str, *, seed: int, num_worker
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: print each epoch's fingerprint as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m course_lib.measure.order_fingerprint", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m course_lib.measure.fingerprints", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_dir_argument(parser)
     parser.add_argument("--loader", default="mmap", choices=LOADERS)

@@ -1,0 +1,154 @@
+"""What the chapters say about third-party libraries, asserted against the installed versions.
+
+Each test names the chapter that makes the statement: an upgrade that changes the behaviour fails here and says
+which sentence to revisit. Sections are per chapter (each chapter's owner adds below its own heading).
+"""
+from __future__ import annotations
+
+import importlib.metadata
+
+import pytest
+
+
+def installed(package: str) -> str:
+    """The installed version of ``package`` (the statement below holds for it)."""
+    return importlib.metadata.version(package)
+
+
+# --- chapter 02: memory-mapped shard streaming ---------------------------------------------------------------
+
+
+# --- chapter 03: WebDataset tar shards -----------------------------------------------------------------------
+def test_ch03_gopen_has_no_s3_or_fsspec_handler_and_pipe_works(tmp_path):
+    """Chapter 03, section 5: "`s3://` is not in it and there is no fsspec fallback, so such a URL fails. What
+    works: a `pipe:` URL whose command writes the shard to stdout" (webdataset's `gopen` scheme table)."""
+    import importlib
+    import inspect
+
+    import webdataset as wds
+
+    gopen_module = importlib.import_module("webdataset.gopen")   # `webdataset.gopen` the attribute is the function
+    assert installed("webdataset")
+    schemes = set(gopen_module.gopen_schemes) - {"__default__"}
+    assert "s3" not in schemes and "pipe" in schemes and {"http", "https"} <= schemes
+    assert "fsspec" not in inspect.getsource(gopen_module)
+    with pytest.raises(ValueError, match="no gopen handler"):
+        wds.gopen("s3://my-bucket/data/000000.tar")
+    (tmp_path / "shard.bin").write_bytes(b"abc")
+    with wds.gopen(f"pipe:cat {tmp_path / 'shard.bin'}") as stream:
+        assert stream.read() == b"abc"
+
+
+def test_ch03_stock_webdataset_raises_under_several_ranks_without_a_nodesplitter(tmp_path, monkeypatch):
+    """Chapter 03, section 4: "the default node splitter of `wds.WebDataset` is `single_node_only`: when the
+    environment says there are several ranks (`RANK`/`WORLD_SIZE`) ... it *raises* instead of splitting"."""
+    import webdataset as wds
+
+    with wds.TarWriter(str(tmp_path / "s.tar")) as sink:
+        sink.write({"__key__": "0", "cls": 1})
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="nodesplitter"):
+        list(wds.WebDataset(str(tmp_path / "s.tar"), shardshuffle=False))
+    assert len(list(wds.WebDataset(str(tmp_path / "s.tar"), shardshuffle=False, nodesplitter=wds.split_by_node))) == 1
+
+
+# --- chapter 04: reproducible epochs and resumption ---------------------------------------------------------
+def test_ch04_distributed_sampler_seeds_with_seed_plus_epoch():
+    """Chapter 04, section 3: "`DistributedSampler` draws its permutation from `seed + epoch` ... a run with
+    `seed + 1` plays this run's epoch 1 as its epoch 0"."""
+    from torch.utils.data import DistributedSampler
+
+    assert installed("torch")
+    a = DistributedSampler(range(1000), num_replicas=2, rank=0, shuffle=True, seed=42)
+    a.set_epoch(1)
+    b = DistributedSampler(range(1000), num_replicas=2, rank=0, shuffle=True, seed=43)
+    assert list(a) == list(b)
+
+
+def test_ch04_seed_sequence_drops_trailing_zeros():
+    """Chapter 04, exercise 1: "a `SeedSequence` drops trailing zeros, so `default_rng([seed, 0])` *is*
+    `default_rng(seed)`"."""
+    import numpy as np
+
+    assert installed("numpy")
+    assert np.array_equal(np.random.default_rng([42, 0]).random(8), np.random.default_rng(42).random(8))
+    assert not np.array_equal(np.random.default_rng([42, 1]).random(8), np.random.default_rng(42).random(8))
+
+
+def test_ch04_torch_reseeds_numpys_global_generator_in_each_worker():
+    """Chapter 04, section 4: "in every worker it reseeds Python's `random`, torch's generator and — since torch
+    1.9 — numpy's global generator from the DataLoader's base seed and the worker id"."""
+    import inspect
+
+    from torch.utils.data._utils import worker
+
+    source = inspect.getsource(worker._worker_loop)
+    assert "random.seed(seed)" in source and "torch.manual_seed(seed)" in source and "np.random.seed(" in source
+
+
+# --- chapter 05: the training regime side by side ------------------------------------------------------------
+
+
+# --- chapter 06: beyond one machine (torchrun, object storage, training frameworks) --------------------------
+
+def test_ch06_ddp_join_divides_by_the_initial_world_size_unless_told_not_to(tmp_path):
+    """Chapter 06, the fixes: "inside `Join`, gradients are still divided by the initial world size
+    (`divide_by_initial_world_size=True`, the default) ... `Join([model], divide_by_initial_world_size=False)`
+    divides by the ranks still training"."""
+    import torch
+    import torch.distributed as dist
+    from torch.distributed.algorithms.join import Join
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    assert installed("torch").startswith("2.")
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        model = DDP(torch.nn.Linear(2, 1))
+        with Join([model]):
+            default = model._divide_by_initial_world_size
+        with Join([model], divide_by_initial_world_size=False):
+            told = model._divide_by_initial_world_size
+    finally:
+        dist.destroy_process_group()
+    assert (default, told) == (True, False)
+
+
+_LITDATA_DROP_LAST = """
+import json, sys
+from unittest import mock
+import litdata
+import litdata.streaming.dataset as streaming
+from litdata.utilities.env import _DistributedEnv
+
+def item(i):
+    return {"i": i}
+
+if __name__ == "__main__":
+    out = sys.argv[1]
+    litdata.optimize(fn=item, inputs=list(range(8)), output_dir=out, chunk_size=4, num_workers=1)
+    two_ranks = _DistributedEnv(world_size=2, global_rank=0, num_nodes=1)
+    with mock.patch.object(streaming._DistributedEnv, "detect", return_value=two_ranks):
+        got = {str(d): streaming.StreamingDataset(out, drop_last=d).drop_last for d in (None, False, True)}
+    print(json.dumps(got))
+"""
+
+
+def test_ch06_litdata_drop_last_is_a_distributed_default_that_can_be_turned_off(tmp_path):
+    """Chapter 06, the peer table: "litdata: `drop_last` defaults to on in a distributed run; `drop_last=False`
+    turns it off (with a warning)". Run in a subprocess: litdata switches the start method to spawn."""
+    import json
+    import subprocess
+    import sys
+
+    assert installed("litdata")
+    script = tmp_path / "claim.py"
+    script.write_text(_LITDATA_DROP_LAST)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "optimized")], capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"None": True, "False": False, "True": True}
+
+
+
+# --- chapter 07: your own data -------------------------------------------------------------------------------
