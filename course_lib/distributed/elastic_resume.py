@@ -9,7 +9,7 @@ Launch 1 (``before`` ranks) trains a tiny DDP model on ``MmapShardDataset`` batc
 ``state_dict(samples_seen=...)`` (all ranks have taken the same number of batches: DDP lockstep). It trains on to
 the end of the epoch: that is the uninterrupted run. Then, for each world size in ``after``, a launch loads the
 checkpoint on every rank and trains to the end of the epoch. Every rank writes the ids of its batches; the
-ranks' batches in rank order are each job's global sequence (docs/elastic.md).
+ranks' batches in rank order are each job's global sequence (README: Elastic determinism).
 
 Each rank runs ``python -m course_lib.distributed.elastic_resume`` under ``launch.torchrun`` (CPU, gloo; DDP's
 ``Join`` covers the last round, where some ranks have one batch fewer).

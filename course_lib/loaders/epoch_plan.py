@@ -18,7 +18,7 @@ Shuffle modes:
              ``window_blocks`` blocks (equal windows per span, 2/3 to 4/3 of it), in runs of ``run_length``
              consecutive samples; the spans' pieces are interleaved: rank ``r`` of ``world_size`` (dividing
              ``streams``) reads only spans ``r, r + W, ...``, about ``1/world_size`` of the blocks, whatever the
-             world size (docs/elastic.md).
+             world size (README: Elastic determinism).
   ``sample`` a full random permutation of every sample (the seed chapter's pattern): random reads.
 """
 from __future__ import annotations

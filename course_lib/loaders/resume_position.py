@@ -3,7 +3,7 @@ restores. No file is read here; ``MmapShardDataset`` only executes it.
 
 On the same topology (world_size, rank) a position is the count below. On another one,
 :func:`delivered_positions` turns the saved states into the positions of the epoch order already delivered,
-which the new job's plans leave out (docs/elastic.md).
+which the new job's plans leave out (README: Elastic determinism).
 
 The epoch plan yields one rank's stream in the same order for any number of DataLoader workers, so in the
 main process a position is one number, ``samples_seen`` of the rank stream. Inside a worker (where
