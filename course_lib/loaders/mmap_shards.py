@@ -31,6 +31,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from .epoch_plan import SHUFFLE_MODES, STREAMS, EpochPlan, rank_length
 from .item_sender import RecordSender, batch_tensors  # noqa: F401  (batch_tensors: imported from here by callers)
 from .read_ahead import ReadAhead, advise_records
+from .resharding import refuse_resharding
 from .resume_position import ResumePosition, delivered_positions, skip_ids
 from .row_gather import gather_rows
 from .runtime import check_non_negative, check_positive, current_worker, rank_and_world
@@ -131,6 +132,7 @@ class MmapShardDataset(IterableDataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch`` from its beginning (call before iterating, as with DistributedSampler)."""
+        refuse_resharding(self)                  # split by rank already: never split again (resharding.py)
         self.epoch = epoch
         self._done = []
         self._position.restart()
@@ -180,6 +182,7 @@ class MmapShardDataset(IterableDataset):
 
     # -- reading ----------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Sample]:
+        refuse_resharding(self)
         sender = RecordSender(self.index.dtype, self.batch_size, self._in_worker(), self._ring)
         for ids in self._planned_ids(*self._position.begin()):   # plan -> this worker's ids, resume applied
             for count, item in sender.items(ids, self._gather):    # gather (one copy) -> a batch, or samples

@@ -24,6 +24,7 @@ from data_gen.layout import WDS, WDS_BLOCK, WDSB, format_dir, shard_glob
 from .block_mixing import MixBlocks
 from .keyed_random import keyed_rng
 from .npy_members import BLOCK_MEMBERS, SAMPLE_MEMBERS, decode_block, decode_sample
+from .resharding import refuse_resharding
 from .retry_policy import RetryPolicy
 from .runtime import check_non_negative, check_positive, check_split, current_rank, current_worker, rank_and_world
 from .shard_accounting import ShardSamples
@@ -76,6 +77,7 @@ class ShardPipeline(wds.DataPipeline):
 
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle for ``epoch`` (a pure function of seed and epoch, the same on every rank)."""
+        refuse_resharding(self)                  # split by node already: never split again (resharding.py)
         if int(epoch) != self.epoch:
             self.dropped = frozenset()                # a resume covers the epoch it was saved in only
         self.epoch = int(epoch)
@@ -99,6 +101,7 @@ class ShardPipeline(wds.DataPipeline):
         return keyed_rng(self.seed, self.epoch, rank, current_worker()[0], *salt)
 
     def _shards(self) -> Iterator[dict[str, str]]:
+        refuse_resharding(self)
         if self.resampled:
             return self._resample()
         order = range(len(self.urls))
