@@ -20,4 +20,6 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, table(
     elastic_demo="elastic_resume ElasticResume in_rank_order",
     fault_drill="fault_epoch fault_cost FaultDrill",
     s3_faults="s3_faulty_server",
+    accelerate_loader="RankLoader",
+    accelerate_runs="accelerate_torchrun",
 ))

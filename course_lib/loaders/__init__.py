@@ -21,4 +21,5 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, table(
     retry_policy="RetryPolicy",
     faulty_http="Faults serve_faulty",
     shard_resume="delivered_per_shard",
+    resharding="ReshardedError allow_resharding",
 ))
