@@ -12,20 +12,20 @@ imports only from its own layer or below. Names are imported on first use (``imp
 """
 from ._exports import lazy_exports, table
 
-__all__, __getattr__, __dir__ = lazy_exports(__name__, table(**{
-    "loaders.mmap_shards": "MmapShardDataset",
-    "loaders.webdataset_pipeline": "make_webdataset make_block_webdataset",
-    "loaders.image_tars": "make_image_webdataset",
-    "loaders.image_pipeline": "ImageShardDataset",
-    "loaders.http_shards": "serve_shards",
-    "loaders.device_transfer": "DeviceLoader",
-    "loaders.shard_index": "index_shards",
-    "loaders.epoch_plan": "EpochPlan",
-    "loaders.keyed_random": "keyed_rng",
-    "loaders.shard_errors": "ShardError MissingShardError ShardFormatError ShardReadError",
-    "measure.throughput": "measure_throughput",
-    "course.verification": "start_chapter verification_checkpoint",
-    "course.exercises": "solved NotSolved",
-    "course.prose": "say",
-    "course.tables": "Table",
-}))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, table("""
+    loaders.mmap_shards: MmapShardDataset
+    loaders.webdataset_pipeline: make_webdataset make_block_webdataset
+    loaders.image_tars: make_image_webdataset
+    loaders.image_pipeline: ImageShardDataset
+    loaders.http_shards: serve_shards
+    loaders.device_transfer: DeviceLoader
+    loaders.shard_index: index_shards
+    loaders.epoch_plan: EpochPlan
+    loaders.keyed_random: keyed_rng
+    loaders.shard_errors: ShardError MissingShardError ShardFormatError ShardReadError
+    measure.throughput: measure_throughput
+    course.verification: start_chapter verification_checkpoint
+    course.exercises: solved NotSolved
+    course.prose: say
+    course.tables: Table
+"""))

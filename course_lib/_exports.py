@@ -24,6 +24,7 @@ def lazy_exports(package: str, table: dict[str, str]) -> tuple[list[str], Callab
     return sorted(table), __getattr__, __dir__
 
 
-def table(**modules: str) -> dict[str, str]:
-    """``table(module="name other ...")`` -> ``{"name": module, "other": module}``: the export table, one line a module."""
-    return {name: f".{module}" for module, names in modules.items() for name in names.split()}
+def table(text: str) -> dict[str, str]:
+    """``"module: name other"`` lines -> ``{"name": ".module", "other": ".module"}``: the export table, a line a module."""
+    rows = [line.split(":", 1) for line in text.strip().splitlines() if line.strip()]
+    return {name: f".{module.strip()}" for module, names in rows for name in names.split()}

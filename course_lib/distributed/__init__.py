@@ -11,15 +11,15 @@ Names are imported on first use.
 """
 from .._exports import lazy_exports, table
 
-__all__, __getattr__, __dir__ = lazy_exports(__name__, table(
-    launch="torchrun",
-    rank_checks="gather_ranks_in_process ranks_disjoint run_report same_order",
-    s3_shards="s3_scheme s3_server upload_shards S3Opener brace_pattern",
-    shard_cache="CachedOpener",
-    scaling="min_shard_bytes scaling_rows time_file time_http time_s3",
-    elastic_demo="elastic_resume ElasticResume in_rank_order",
-    fault_drill="fault_epoch fault_cost FaultDrill",
-    s3_faults="s3_faulty_server",
-    accelerate_loader="RankLoader",
-    accelerate_runs="accelerate_torchrun",
-))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, table("""
+    launch: torchrun
+    rank_checks: gather_ranks_in_process ranks_disjoint run_report same_order
+    s3_shards: s3_scheme s3_server upload_shards S3Opener brace_pattern
+    shard_cache: CachedOpener
+    scaling: min_shard_bytes scaling_rows time_file time_http time_s3
+    elastic_demo: elastic_resume ElasticResume in_rank_order
+    fault_drill: fault_epoch fault_cost FaultDrill
+    s3_faults: s3_faulty_server
+    accelerate_loader: RankLoader
+    accelerate_runs: accelerate_torchrun
+"""))
