@@ -6,9 +6,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import require
 
 from course_lib.measure.bench import available_formats, format_table, loaders, main
+
+from conftest import require
 
 
 def test_bench_writes_every_loader_and_ceiling(small_data, tmp_path, capsys):

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import require, require_program
 
 from course_lib.course.course_runner import _data_params, parameterize
 from course_lib.course.jupyter_lab import lab_argv, lab_env, register_kernel
+
+from conftest import require, require_program
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "build" / "screenshots"

@@ -16,7 +16,8 @@ def chapters(tmp_path):
     for name in ("00_setup.ipynb", "05_throughput.ipynb", "06_beyond.ipynb", "scratch.ipynb"):
         cell = new_code_cell('data_dir = ""\nsamples = 0', metadata={"tags": ["parameters"]})
         nb = new_notebook(cells=[cell, new_code_cell("pass")],
-                          metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+                          metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                   "language": "python"}})
         nbformat.write(nb, folder / name)
     return folder
 

@@ -5,12 +5,11 @@ fallback (a plain ``.to("cpu")``: no pinned buffer, no stream, no copy thread), 
 check that fallback only, not the four transfer paths."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from course_lib import MmapShardDataset
-import numpy as np
-
 from course_lib.loaders.device_transfer import MODES, DeviceLoader, compare_modes, record_fields
 from course_lib.loaders.mmap_shards import batch_tensors
 

@@ -6,12 +6,27 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 from torch.utils.data import DataLoader
 
-from course_lib import (CachedOpener, EpochPlan, ObjectStoreError, S3Opener, ShardReadError, brace_pattern,
-                        make_webdataset, manifest_counts, min_shard_bytes, ranks_disjoint, run_report, s3_scheme, s3_server,
-                        scaling_rows, shard_urls, torchrun, upload_shards)
+from course_lib import (
+    CachedOpener,
+    EpochPlan,
+    ObjectStoreError,
+    S3Opener,
+    ShardReadError,
+    brace_pattern,
+    make_webdataset,
+    manifest_counts,
+    min_shard_bytes,
+    ranks_disjoint,
+    run_report,
+    s3_scheme,
+    s3_server,
+    scaling_rows,
+    shard_urls,
+    torchrun,
+    upload_shards,
+)
 from course_lib.distributed.scaling import StoreTiming
 
 BATCH = 8             # small_data: 103 samples -> ranks of 52 and 51 samples, 7 batches each

@@ -11,12 +11,20 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from course_lib import (
+    ImageShardDataset,
+    ImageShardError,
+    ShardError,
+    TrainTransform,
+    finish_batch,
+    read_image_shard,
+    seed_jpeg_pipeline,
+    seed_style_shard,
+)
+from course_lib.loaders.image_transforms import crop_box
 from data_gen import GenerateError, generate, read_manifest, verify
 from data_gen.images import decode_pixels
 from data_gen.samples import make_sample
-from course_lib import (ImageShardDataset, ImageShardError, ShardError, TrainTransform, finish_batch,
-                        read_image_shard, seed_jpeg_pipeline, seed_style_shard)
-from course_lib.loaders.image_transforms import crop_box
 
 IMG = dict(samples=60, shard_size=16, shape=(3, 24, 20), classes=5, seed=3)
 
@@ -126,8 +134,8 @@ def test_both_decoders_give_close_images(img_data, decoder):
 
 
 def test_png_members_and_any_size_work(tmp_path):
-    from PIL import Image
     import webdataset as wds
+    from PIL import Image
 
     folder = tmp_path / "png"
     folder.mkdir()

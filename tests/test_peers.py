@@ -6,13 +6,12 @@ forked process per peer). A peer that is installed but fails to run fails here; 
 fails in CI (COURSE_STRICT / CI, see tests/conftest.py) and is skipped with the reason elsewhere."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from conftest import require
 
 from course_lib.measure.peer_runner import PEER_LIBRARIES, run_peers
 from course_lib.measure.regimes import image_data
+
+from conftest import require
 
 TINY_IMAGES = dict(samples=64, shard_size=16, shape=(3, 16, 16))
 PACKAGES = {"litdata": "litdata", "HF datasets": "datasets", "torchdata": "torchdata", "webdataset": "webdataset"}

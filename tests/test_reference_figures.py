@@ -5,8 +5,15 @@ import json
 
 import pytest
 
-from course_lib import (H100, LoaderSpec, beside_reference, feed_table, reference_figures, transfer_beside,
-                        worker_scaling)
+from course_lib import (
+    H100,
+    LoaderSpec,
+    beside_reference,
+    feed_table,
+    reference_figures,
+    transfer_beside,
+    worker_scaling,
+)
 from course_lib.course import reference_figures as ref_module
 from course_lib.course.reference_figures import parse_label
 from course_lib.measure.throughput import ThroughputResult

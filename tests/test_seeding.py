@@ -2,7 +2,6 @@
 workers, mid-epoch resume through torchdata's StatefulDataLoader, resampled streams."""
 from __future__ import annotations
 
-import json
 import random
 
 import numpy as np
@@ -11,14 +10,21 @@ import torch
 from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from course_lib import (MmapShardDataset, arrival_order, draws_by_worker, epoch_order, fingerprints_in_fresh_process,
-                        make_webdataset, resume_in_fresh_process)
-from course_lib.measure.epoch_boundaries import time_epochs
-from course_lib.teaching.naive import SEED_EPOCH_ITERATOR_SOURCE, SeedStreamingDataset, exec_seed_code
+from course_lib import (
+    MmapShardDataset,
+    arrival_order,
+    draws_by_worker,
+    epoch_order,
+    fingerprints_in_fresh_process,
+    make_webdataset,
+    resume_in_fresh_process,
+)
 from course_lib.course.resume_run import main as resume_main
+from course_lib.loaders.seeding import SharedEpoch, seed_everything, seed_worker, worker_rng, worker_seed_sequence
+from course_lib.measure.epoch_boundaries import time_epochs
 from course_lib.measure.order_fingerprint import coverage, epoch_orders, order_fingerprint
 from course_lib.measure.order_fingerprint import main as fingerprint_main
-from course_lib.loaders.seeding import SharedEpoch, seed_everything, seed_worker, worker_rng, worker_seed_sequence
+from course_lib.teaching.naive import SEED_EPOCH_ITERATOR_SOURCE, SeedStreamingDataset, exec_seed_code
 
 TOTAL = 103  # samples in the small_data fixture
 

@@ -8,12 +8,24 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from course_lib import (MmapShardDataset, load_records, measure_throughput, memory_snapshot,
-                        start_chapter, verification_checkpoint)
-from course_lib.teaching.naive import (SEED_STREAMING_SOURCE, LoadAllDataset, PerSampleFileDataset, SeedStreamingDataset,
-                              exec_seed_code, export_per_sample_files)
+from course_lib import (
+    MmapShardDataset,
+    load_records,
+    measure_throughput,
+    memory_snapshot,
+    start_chapter,
+    verification_checkpoint,
+)
 from course_lib.course.tables import results_table
 from course_lib.measure.throughput import SEED_BAR, ThroughputResult, count_samples_in, touch_pages
+from course_lib.teaching.naive import (
+    SEED_STREAMING_SOURCE,
+    LoadAllDataset,
+    PerSampleFileDataset,
+    SeedStreamingDataset,
+    exec_seed_code,
+    export_per_sample_files,
+)
 
 
 def batches(sizes, width=10):

@@ -38,7 +38,7 @@ def test_a_hung_dataloader_worker_fails_its_test_by_name(tmp_path):
     # the project's own pytest configuration (timeout method, xfail_strict, ...), with a short limit
     proc = subprocess.run([sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir",
                            str(tmp_path), "-p", "no:cacheprovider", "-p", "no:xdist", "-o", f"timeout={limit_s}",
-                           "-q", str(planted)], capture_output=True, text=True, timeout=240, cwd=tmp_path)  # hang: TimeoutExpired
+                           "-q", str(planted)], capture_output=True, text=True, timeout=240, cwd=tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out[-3000:]
     assert "FAILED test_planted_hang.py::test_planted_worker_sleeps_forever" in out, out[-3000:]

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from course_lib import (LoadAllDataset, MissingShardError, MmapShardDataset, PerSampleFileDataset, ShardError,
-                        ShardFormatError, ShardReadError, arrival_order, export_per_sample_files, index_shards,
-                        make_block_webdataset, make_webdataset, resumable_loader, serve_shards,
-                        verification_checkpoint)
+from course_lib import (
+    MissingShardError,
+    MmapShardDataset,
+    ShardError,
+    ShardFormatError,
+    ShardReadError,
+    arrival_order,
+    index_shards,
+    make_block_webdataset,
+    make_webdataset,
+    resumable_loader,
+    serve_shards,
+    verification_checkpoint,
+)
 
 
 def ids(items) -> list[int]:

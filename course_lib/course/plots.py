@@ -6,7 +6,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..measure.throughput import SEED_BAR, ThroughputResult, clears_seed_bar
+from ..measure.throughput import SEED_BAR, ThroughputResult
 
 
 class _Pyplot:

@@ -22,8 +22,8 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 
 from data_gen.atomic import atomic_write_bytes
 
-from ..loaders.mmap_shards import MmapShardDataset
 from ..loaders.cli_args import add_data_dir_argument, add_num_workers_argument
+from ..loaders.mmap_shards import MmapShardDataset
 from ..measure.shuffle_quality import arrival_order
 
 # torchdata 0.11 calls torch.set_vital, which torch 2.13 deprecates: harmless, and not the learner's to fix.

@@ -15,8 +15,8 @@ import psutil
 
 from data_gen.atomic import atomic_write_bytes
 
-from .tables import Table
 from ..measure.throughput import SEED_BAR, ThroughputResult
+from .tables import Table
 
 PACKAGES = ("numpy", "torch", "webdataset", "torchdata", "matplotlib", "papermill", "nbval", "tqdm", "psutil")
 ENV_DIR = "COURSE_VERIFICATION_DIR"

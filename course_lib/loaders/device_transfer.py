@@ -179,15 +179,16 @@ def compare_modes(data_dir: str | Path, *, batch_size: int = 256, device: str | 
     With ``work``, each batch is also turned into float on the device (a stand-in for the model's first step),
     so prefetching has something to overlap with. ``max_samples`` caps each run (default: whole epochs).
     """
-    from .mmap_shards import MmapShardDataset
     from ..measure.throughput import measure_throughput
+    from .mmap_shards import MmapShardDataset
 
     ds = MmapShardDataset(data_dir, batch_size=batch_size, seed=seed)
     out = []
     for mode in MODES:
         loader = DeviceLoader(ds, device, mode=mode)
         out.append(measure_throughput(_Stepped(loader, _consume if work else None),
-                                      bytes_per_sample=ds.bytes_per_sample, progress=False, label=f"{mode} -> {loader.device}", touch=False, repeat=repeat,
+                                      bytes_per_sample=ds.bytes_per_sample, progress=False,
+                                      label=f"{mode} -> {loader.device}", touch=False, repeat=repeat,
                                       files=ds.index.paths, max_samples=max_samples))
     return out
 

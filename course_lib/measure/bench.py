@@ -24,26 +24,30 @@ from typing import Callable, Iterable, NamedTuple
 
 from torch.utils.data import DataLoader, IterableDataset
 
-from data_gen.layout import WDS
+from data_gen.layout import EXTENSIONS, WDS, format_dir, shard_glob
 
 from ..course.verification import backend, package_versions
+from ..loaders.cli_args import add_data_dir_argument, add_num_workers_argument
+from ..loaders.image_tars import make_image_webdataset
 from ..loaders.mmap_shards import MmapShardDataset
 from ..loaders.runtime import current_worker
 from ..loaders.shard_index import index_shards
-from ..loaders.cli_args import add_data_dir_argument, add_num_workers_argument
 from ..loaders.webdataset_pipeline import make_block_webdataset, make_webdataset, shard_urls
-from ..teaching.naive import (LoadAllDataset, PerSampleFileDataset, SeedStreamingDataset, SeedStreamingTensors,
-                              export_per_sample_files)
+from ..teaching.naive import (
+    LoadAllDataset,
+    PerSampleFileDataset,
+    SeedStreamingDataset,
+    SeedStreamingTensors,
+    export_per_sample_files,
+)
 from .bench_table import format_table
 from .cold_cache import cold_runs
 from .page_cache import memcpy_mb_per_s, page_cache_mb_per_s
-from .shuffle_frontier import measure_shuffle_frontier
 from .peer_runner import PEER_LIBRARIES, run_peers
 from .regimes import course_specs, image_data, measure_specs, regime_goals
-from .training_step import TrainingStep
+from .shuffle_frontier import measure_shuffle_frontier
 from .throughput import measure_throughput
-from ..loaders.image_tars import make_image_webdataset
-from data_gen.layout import EXTENSIONS, format_dir, shard_glob
+from .training_step import TrainingStep
 
 SLOW_CAP = 10_000  # samples measured per run for per-sample tar/file loaders and per-sample rows with workers
 
@@ -103,11 +107,12 @@ def loaders(data_dir: Path, files_dir: Path, batch_size: int, peers_dir: Path | 
     return {
         "load everything (RAM)": through(lambda: LoadAllDataset(data_dir), (None,)),
         "one file per sample": through(lambda: PerSampleFileDataset(files_dir), ()),
-        "seed pattern (sample shuffle, np.void)": through(lambda: SeedStreamingDataset(index_shards(data_dir).shard_dir),
-                                                          per_sample_fast, collate_fn=_identity),
+        "seed pattern (sample shuffle, np.void)": through(
+            lambda: SeedStreamingDataset(index_shards(data_dir).shard_dir), per_sample_fast, collate_fn=_identity),
         "seed pattern, copied into tensors": through(lambda: SeedStreamingTensors(index_shards(data_dir).shard_dir),
                                                      per_sample_fast),
-        "mmap sample shuffle, per sample": through(lambda: MmapShardDataset(data_dir, shuffle="sample"), per_sample_fast),
+        "mmap sample shuffle, per sample": through(lambda: MmapShardDataset(data_dir, shuffle="sample"),
+                                                   per_sample_fast),
         "mmap block shuffle, per sample": through(lambda: MmapShardDataset(data_dir, shuffle="block"), per_sample_fast),
         f"mmap block shuffle, per sample, DataLoader collates {batch_size}": Loader(
             lambda w: DataLoader(MmapShardDataset(data_dir, shuffle="block"), batch_size=batch_size,
@@ -220,7 +225,8 @@ def _worker_counts(text: str) -> list[int | None]:
     try:
         return [None if w.strip() == "none" else int(w) for w in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: a comma list of worker counts and/or none, e.g. none,0,2")
+        msg = f"{text!r}: a comma list of worker counts and/or none, e.g. none,0,2"
+        raise argparse.ArgumentTypeError(msg) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,10 +37,14 @@ def format_table(result: dict) -> str:
         lines.append(f"goals: decode-bound 2 vs 0 workers {_x(goals['decode_scaling'])} (>= 1.8x); course vs seed "
                      f"JPEG {', '.join(f'{w} workers {_x(r)}' for w, r in goals['course_vs_seed'].items())} (>= 2x); "
                      f"best shuffled raw vs fastest peer {_x(goals['raw_vs_peers'])} (>= 15x); peers faster on JPEG: "
-                     f"{', '.join(p['peer'] + ' @' + str(p['num_workers']) for p in goals['peers_that_win_jpeg']) or 'none'}")
+                     f"{_winners(goals['peers_that_win_jpeg'])}")
         lines.append(f"conversions (not counted): {reg['timings'] or 'reused'}")
     lines += [f"skipped: {reason}" for reason in result.get("skipped", [])]
     return "\n".join(lines)
+
+
+def _winners(peers: list[dict]) -> str:
+    return ", ".join(f"{p['peer']} @{p['num_workers']}" for p in peers) or "none"
 
 
 def _x(ratio: float | None) -> str:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import os
 import time
-
-import numpy as np
 from pathlib import Path
 from typing import Iterable
+
+import numpy as np
 
 
 def read_files(paths: Iterable[Path], chunk: int = 8 << 20) -> tuple[int, float]:
