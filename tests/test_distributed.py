@@ -34,10 +34,11 @@ BATCH = 8             # small_data: 103 samples -> ranks of 52 and 51 samples, 7
 
 @pytest.fixture(scope="module")
 def launch(small_data, tmp_path_factory):
-    """One torchrun launch, 2 CPU ranks x 2 workers: the even runs, then the uneven one that must time out."""
+    """One torchrun launch, 2 CPU ranks x 2 workers: the even runs (the generous default collective timeout: a
+    stall on a busy machine is not a hang), then the uneven one, whose 2 s timeout is the lesson."""
     out = tmp_path_factory.mktemp("ddp") / "result.json"
     return torchrun(small_data, out, ["mmap@0", "mmap@1", "mmap-drop_last@0", "wds@0", "uneven@0"], nproc=2,
-                    timeout_s=120, batch_size=BATCH, num_workers=2, wds_shards=4, uneven_shards=3, timeout=2)
+                    timeout_s=240, batch_size=BATCH, num_workers=2, wds_shards=4, uneven_shards=3, timeout=2)
 
 
 def test_every_sample_exactly_once_per_epoch_across_ranks(launch):
@@ -150,3 +151,12 @@ def test_scaling_rows_follow_from_the_measured_inputs():
     assert all(r["shards to use"] % r["readers"] == 0 for r in rows)
     assert all(r["latency share"] <= 0.1 + 1e-9 for r in rows)
     assert big["streams per node needed"] == 8            # 8 GPUs x 1000/s x 0.1 MB = 800 MB/s at 100 MB/s a stream
+
+
+def test_the_short_collective_timeout_applies_to_the_uneven_run_only(launch):
+    from course_lib.distributed.ddp_stream import collective_timeout, parse_args
+
+    args = parse_args(["--data-dir", "d", "--out", "o", "--runs", "mmap@0", "--timeout", "2"])
+    assert collective_timeout(args, "uneven") == 2
+    assert [collective_timeout(args, n) for n in ("mmap", "wds", "uneven-join", "uneven-drop_last")] == [300] * 4
+    assert launch.result["timeout_s"] == 2 and launch.result["even_timeout_s"] == 300
