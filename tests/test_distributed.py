@@ -29,6 +29,9 @@ from course_lib import (
 )
 from course_lib.distributed.scaling import StoreTiming
 
+from conftest import require
+
+S3_MODULES = ("moto.server", "s3fs", "boto3")   # the local S3 server and its clients
 BATCH = 8             # small_data: 103 samples -> ranks of 52 and 51 samples, 7 batches each
 
 
@@ -87,6 +90,8 @@ def test_run_report_counts_what_was_dropped_and_repeated():
 # -- S3 API on 127.0.0.1 --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def s3(small_data):
+    for module in S3_MODULES:      # in CI a missing or broken one fails here with its import error
+        require(module)
     with s3_server("course-test") as server:
         urls = upload_shards(server, shard_urls(small_data, "wds"))
         yield server, urls
@@ -121,6 +126,8 @@ def test_s3_missing_key_and_bucket_are_named(s3):
 
 
 def test_s3_server_down_is_a_clear_error_fast():
+    for module in S3_MODULES:
+        require(module)
     with s3_server("course-down") as server:
         url = server.url("shard_0000.tar")
     opener = S3Opener(server.endpoint)      # the server is stopped now

@@ -330,8 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         if rank == 0:
             result = {"world_size": world, "num_workers": args.num_workers, "batch_size": args.batch_size,
                       "seed": args.seed, "source": args.source or str(Path(args.data_dir) / "wds"),
-                      "timeout_s": args.timeout, "even_timeout_s": args.even_timeout, "backend": dist.get_backend(), "runs": reports,
-                      "complete": complete, "seconds": time.perf_counter() - started}
+                      "timeout_s": args.timeout, "even_timeout_s": args.even_timeout, "backend": dist.get_backend(),
+                      "runs": reports, "complete": complete, "seconds": time.perf_counter() - started}
             tmp = args.out.with_suffix(".tmp")
             tmp.write_text(json.dumps(result, indent=1))
             tmp.replace(args.out)
