@@ -28,7 +28,7 @@ TINY_DATA = dict(samples=600, shard_size=100, shape=(3, 8, 8))
 CHAPTERS = ["00_setup_and_data", "02_mmap_streaming"]
 RUN_TIMEOUT_S = 240
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]   # JupyterLab + a chapter run each: past the 300 s default
 
 
 def free_port() -> int:

@@ -31,6 +31,7 @@ from course_lib.distributed.scaling import StoreTiming
 
 from conftest import require
 
+pytestmark = pytest.mark.timeout(600)   # the torchrun launch fixture has its own hard limit (240 s)
 S3_MODULES = ("moto.server", "s3fs", "boto3")   # the local S3 server and its clients
 BATCH = 8             # small_data: 103 samples -> ranks of 52 and 51 samples, 7 batches each
 
