@@ -140,7 +140,8 @@ def _made_up(label: str, rate: float, mb_per_s: float = 1.0) -> ThroughputResult
 
 
 def test_record_rows_tell_the_results_apart(tmp_path, small_data):
-    rec = verification_checkpoint("99_bar", data_dir=small_data, results=[_made_up("fast", 4000), _made_up("slow", 1000)],
+    rec = verification_checkpoint("99_bar", data_dir=small_data,
+                                  results=[_made_up("fast", 4000), _made_up("slow", 1000)],
                                   out_dir=tmp_path)
     text = str(rec)
     assert "1.00 of this chapter's fastest; 8.0x the seed's 500 samples/s" in text
