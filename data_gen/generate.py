@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
-
 from tqdm import tqdm
 
 from .atomic import sha256_file

@@ -51,3 +51,36 @@ def pytest_collection_modifyitems(config, items):
     """The longest test files first: under pytest-xdist (`make test` runs `-n auto --dist loadfile`) one worker
     starts the course run while the others work through the short files, instead of the course run starting last."""
     items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)
+
+
+STRICT_VARS = ("CI", "COURSE_STRICT")  # `make test` sets COURSE_STRICT=1; CI services set CI=true
+
+
+def strict_dependencies() -> bool:
+    """True in CI (``CI`` or ``COURSE_STRICT`` set to 1/true/yes): a dependency the set-up installs must work there."""
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes") for v in STRICT_VARS)
+
+
+def require(module: str, *, install: str = "make setup"):
+    """Import ``module`` for a test: in CI an import error FAILS the test with that error (a broken or missing
+    install is a bug there); elsewhere the test is skipped with the reason and how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except Exception as e:  # a broken install raises more than ImportError
+        reason = f"{module} does not import ({type(e).__name__}: {e}); install it with: {install}"
+        if strict_dependencies():
+            pytest.fail(f"{reason} [CI: a dependency the set-up installs must work]", pytrace=False)
+        pytest.skip(reason)
+
+
+def require_program(name: str, *, install: str) -> str:
+    """The path of program ``name`` on PATH: in CI its absence FAILS the test; elsewhere the test is skipped."""
+    path = shutil.which(name)
+    if path is None:
+        reason = f"no {name} on PATH; install it with: {install}"
+        if strict_dependencies():
+            pytest.fail(f"{reason} [CI: a dependency the set-up installs must work]", pytrace=False)
+        pytest.skip(reason)
+    return path

@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+
+import pytest
 
 from course_lib.course.bench import available_formats, format_table, loaders, main
+
+from conftest import require
 
 
 def test_bench_writes_every_loader_and_ceiling(small_data, tmp_path, capsys):
@@ -47,16 +53,15 @@ def test_only_filters_loaders_and_missing_peers_are_reported(small_data, tmp_pat
     result = run(small_data, repeat=1, num_workers=[None], batch_size=16, progress=False, only="no shuffle",
                  peers_dir=tmp_path / "peers")
     assert [r["loader"] for r in result["rows"]] == ["mmap no shuffle, batched 16"]
-    assert missing("no_such_package_for_the_course").startswith("no_such_package_for_the_course not usable")
+    assert missing("no_such_package_for_the_course").startswith("no_such_package_for_the_course not installed")
     assert missing("numpy") is None
     assert result["skipped"] == [] and "regimes" not in result   # peers are measured with the regimes only
 
 
 def test_litdata_sees_every_sample_once(small_data, tmp_path):
     import numpy as np
-    import pytest
 
-    pytest.importorskip("litdata")
+    require("litdata")
     from course_lib.measure.peers import litdata_loader, prepare_litdata
     from course_lib.measure.shuffle_metrics import arrival_order
 
@@ -66,3 +71,47 @@ def test_litdata_sees_every_sample_once(small_data, tmp_path):
         assert sorted(arrival_order(loader).tolist()) == list(range(103))
     sample = next(iter(litdata_loader(prepared)))
     assert np.asarray(sample["x"]).shape == (3, 4, 4)
+
+
+def test_a_broken_install_is_not_reported_as_missing(tmp_path, monkeypatch):
+    """An installed package whose own import fails raises its error: only an absent package is 'missing'."""
+    from course_lib.measure.peers import missing
+
+    (tmp_path / "broken_peer_for_the_course").mkdir()
+    (tmp_path / "broken_peer_for_the_course" / "__init__.py").write_text("import no_such_dependency_xyz\n")
+    (tmp_path / "crashing_peer_for_the_course.py").write_text("raise RuntimeError('bad build')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError, match="no_such_dependency_xyz"):
+        missing("broken_peer_for_the_course")
+    with pytest.raises(RuntimeError, match="bad build"):
+        missing("crashing_peer_for_the_course")
+
+
+def _bench_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "course_lib.bench", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--data-dir", "{data}", "--num-workers", "two"], "argument --num-workers: 'two': a comma list of worker counts"),
+    (["--num-workers", "0"], "the following arguments are required: --data-dir"),
+    (["--data-dir", "{missing}"], "--data-dir {missing}: no such directory"),
+], ids=["num-workers-two", "no-data-dir", "data-dir-missing"])
+def test_bench_entry_point_refuses_bad_arguments_in_one_line(small_data, tmp_path, args, says):
+    where = {"data": str(small_data), "missing": str(tmp_path / "nowhere")}
+    proc = _bench_cli(*(a.format(**where) for a in args))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last == f"python -m course_lib.bench: error: {says.format(**where)}" or says.format(**where) in last, last
+
+
+def test_bench_entry_point_runs(small_data, tmp_path):
+    """``python -m course_lib.bench`` (the name learners type) measures and writes its JSON."""
+    out = tmp_path / "bench.json"
+    proc = _bench_cli("--data-dir", str(small_data), "--out", str(out), "--repeat", "1", "--num-workers", "none",
+                      "--batch-size", "16", "--no-progress", "--no-regimes", "--no-cold", "--no-frontier",
+                      "--only", "no shuffle")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["loader"] for r in rows] == ["mmap no shuffle, batched 16"] and rows[0]["samples_per_s"] > 0
+    assert "mmap no shuffle, batched 16" in proc.stdout and f"wrote {out}" in proc.stdout

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,18 +18,17 @@ import pytest
 from course_lib.course.course_runner import _data_params, parameterize
 from course_lib.course.jupyter_lab import lab_argv, lab_env, register_kernel
 
+from conftest import require, require_program
+
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "build" / "screenshots"
-CHROMIUM = shutil.which("chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 TINY_DATA = dict(samples=600, shard_size=100, shape=(3, 8, 8))
 CHAPTERS = ["00_setup_and_data", "02_mmap_streaming"]
 RUN_TIMEOUT_S = 240
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (make test installs Debian's "
-                                                            "package when it runs as root)")]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]   # JupyterLab + a chapter run each: past the 300 s default
 
 
 def free_port() -> int:
@@ -101,9 +99,10 @@ def lab(tmp_path_factory, runtime_dir):
 
 @pytest.fixture(scope="module")
 def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
+    chromium = require_program("chromium", install="make browser (as root: Debian's chromium package)")
+    playwright = require("playwright.sync_api")
     with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
         try:
             yield b
         finally:

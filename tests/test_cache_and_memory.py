@@ -2,17 +2,49 @@
 forked processes counts shared pages once (PSS), where summed RSS counts them once per process."""
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import gc
+import mmap
 import multiprocessing
+import os
 import time
 
 import numpy as np
 import psutil
 import pytest
 
-from course_lib import measure_throughput, MmapShardDataset
+from course_lib import MmapShardDataset, measure_throughput
 from course_lib.measure import evict, memory_snapshot
 from course_lib.measure.throughput import cache_state, data_files
+
+
+@contextlib.contextmanager
+def pages_locked(paths):
+    """Map each file and mlock it: its pages stay in the page cache whatever else the machine does, so the
+    warm run below is warm by construction (>= 95 % resident), not because nothing else needed the memory."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.mlock.argtypes = libc.munlock.argtypes = libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    maps = []
+    try:
+        for path in paths:
+            size = os.path.getsize(path)
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+            finally:
+                os.close(fd)
+            assert addr not in (None, ctypes.c_void_p(-1).value), f"mmap {path}: errno {ctypes.get_errno()}"
+            maps.append((addr, size))
+            assert libc.mlock(addr, size) == 0, f"mlock {path} ({size} B): errno {ctypes.get_errno()}"
+        yield
+    finally:
+        for addr, size in maps:
+            libc.munlock(addr, size)
+            libc.munmap(addr, size)
 
 
 def test_cache_state_reads_the_page_cache(small_data):
@@ -21,7 +53,8 @@ def test_cache_state_reads_the_page_cache(small_data):
     gc.collect()
     evict(ds.index.paths)                      # nothing maps them yet: they can be dropped
     cold = measure_throughput(ds, progress=False, warmup=0)
-    warm = measure_throughput(ds, progress=False, warmup=0, repeat=3)
+    with pages_locked(ds.index.paths):
+        warm = measure_throughput(ds, progress=False, warmup=0, repeat=3)
     assert cold.cache in ("cold", "unknown") or cold.cache.startswith("partly")  # tmpfs cannot drop pages
     assert warm.cache == "warm" and warm.as_dict()["cache"] == "warm"
     assert len(warm.runs_samples_per_s) == 3 and warm.spread[0] <= warm.samples_per_s <= warm.spread[1]

@@ -6,7 +6,6 @@ import io
 import json
 import tarfile
 import threading
-import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -16,11 +15,10 @@ import pytest
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from data_gen import writers
-from course_lib import make_image_webdataset, make_webdataset, MmapShardDataset
-from course_lib.teaching import export_per_sample_files
+from course_lib import MmapShardDataset, make_image_webdataset, make_webdataset
 from course_lib.loaders.shard_errors import ShardReadError
-from data_gen import ConvertError, convert, generate, read_manifest, verify, write_sample_image_folder
+from course_lib.teaching import export_per_sample_files
+from data_gen import ConvertError, convert, read_manifest, verify, write_sample_image_folder, writers
 from data_gen.cli import main
 from data_gen.images import decode_image
 from data_gen.writers import write_npy_shard

@@ -16,7 +16,8 @@ def chapters(tmp_path):
     for name in ("00_setup.ipynb", "05_throughput.ipynb", "06_beyond.ipynb", "scratch.ipynb"):
         cell = new_code_cell('data_dir = ""\nsamples = 0', metadata={"tags": ["parameters"]})
         nb = new_notebook(cells=[cell, new_code_cell("pass")],
-                          metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+                          metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                   "language": "python"}})
         nbformat.write(nb, folder / name)
     return folder
 
@@ -39,3 +40,42 @@ def test_only_runs_the_chapters_named(chapters, tmp_path, monkeypatch):
     course_runner.main(["--out", str(out), "--notebooks", str(chapters), "--samples", "40", "--shard-size", "20",
                         "--shape", "3,4,4"])
     assert [name for name, _ in executed] == ["00_setup.ipynb", "05_throughput.ipynb", "06_beyond.ipynb"]
+
+
+def test_a_parameter_no_chapter_declares_is_refused_by_name(chapters, tmp_path, monkeypatch, capsys):
+    """A renamed small-size parameter must not let a chapter silently run at full size."""
+    executed = []
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: executed.append(a))
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        course_runner.main(["--out", str(out), "--notebooks", str(chapters), "--only", "05",
+                            "-p", "sample", "40"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "parameter(s) sample declared by no chapter" in err and "05_throughput" in err
+    assert executed == [] and not (out / "data").exists()   # refused before generating or executing anything
+    with pytest.raises(ValueError, match=r"samplez declared by no chapter of this run \(00_setup, 05_throughput"):
+        course_runner.run_course(out, notebooks=chapters, parameters={"samplez": 1}, progress=False)
+
+
+def test_shared_parameters_go_only_to_the_chapters_that_declare_them(tmp_path, monkeypatch):
+    """A parameter one chapter declares is passed to it and left out of the others (not refused)."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    for name, source in (("00_a.ipynb", 'data_dir = ""'), ("01_b.ipynb", 'data_dir = ""\nblock_size = 1')):
+        cell = new_code_cell(source, metadata={"tags": ["parameters"]})
+        nbformat.write(new_notebook(cells=[cell], metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                                           "display_name": "Python 3"}}),
+                       folder / name)
+    executed, timeouts = {}, set()
+
+    def fake_execute(source, dest, parameters, **kwargs):
+        executed[source.rsplit("/", 1)[-1]] = parameters
+        timeouts.add(kwargs["execution_timeout"])
+        nbformat.write(nbformat.read(source, as_version=4), dest)
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    course_runner.run_course(tmp_path / "out", notebooks=folder, data_args=dict(samples=40, shard_size=20,
+                                                                                shape=(3, 4, 4)),
+                             parameters={"block_size": 4}, progress=False, cell_timeout=12)
+    assert "block_size" not in executed["00_a.ipynb"] and executed["01_b.ipynb"]["block_size"] == 4
+    assert timeouts == {12}   # papermill's execution_timeout: a hung cell fails the run

@@ -1,17 +1,18 @@
 """DeviceLoader: the same batches on the device as on the host, in every transfer mode.
 
-The CUDA tests run where torch sees a GPU (the course's GPU check); on CPU-only machines the CPU path runs."""
+The CUDA tests run where torch sees a GPU (tools/gpu_check.sh). On CPU every mode takes DeviceLoader's one CPU
+fallback (a plain ``.to("cpu")``: no pinned buffer, no stream, no copy thread), so the tests named ``cpu_fallback``
+check that fallback only, not the four transfer paths."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from course_lib import MmapShardDataset
-import numpy as np
-
 from course_lib.loaders.device_transfer import MODES, DeviceLoader, record_fields
-from course_lib.measure.transfer_modes import compare_modes
 from course_lib.loaders.mmap_shards import batch_tensors
+from course_lib.measure.transfer_modes import compare_modes
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -21,6 +22,7 @@ def host_batches(small_data, batch_size=16):
 
 
 def test_compare_modes_on_this_machine(small_data):
+    """Every mode is run and labelled; on a CPU-only machine that is the CPU fallback four times."""
     rows = compare_modes(small_data, batch_size=8, repeat=3)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     assert [r.label for r in rows] == [f"{m} -> {device}" for m in MODES]
@@ -28,7 +30,8 @@ def test_compare_modes_on_this_machine(small_data):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_cpu_device_yields_the_same_batches(small_data, mode):
+def test_cpu_fallback_yields_the_same_batches(small_data, mode):
+    """CPU fallback only: ``mode`` is accepted, but on "cpu" every mode takes the same ``.to()`` path."""
     got = list(DeviceLoader(MmapShardDataset(small_data, batch_size=16, seed=2), "cpu", mode=mode))
     want = host_batches(small_data)
     assert len(got) == len(want)

@@ -6,25 +6,39 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 from torch.utils.data import DataLoader
 
-from course_lib import EpochPlan, make_webdataset, ShardReadError
-from course_lib.distributed import (brace_pattern, CachedOpener, min_shard_bytes, ranks_disjoint, run_report,
-                                    s3_server, S3Opener, scaling_rows, torchrun, upload_shards)
+from course_lib import EpochPlan, ShardReadError, make_webdataset
+from course_lib.distributed import (
+    CachedOpener,
+    S3Opener,
+    brace_pattern,
+    min_shard_bytes,
+    ranks_disjoint,
+    run_report,
+    s3_server,
+    scaling_rows,
+    torchrun,
+    upload_shards,
+)
 from course_lib.distributed.s3_shards import ObjectStoreError, s3_scheme
-from course_lib.loaders import manifest_counts, shard_urls
 from course_lib.distributed.scaling import StoreTiming
+from course_lib.loaders import manifest_counts, shard_urls
 
+from conftest import require
+
+pytestmark = pytest.mark.timeout(600)   # the torchrun launch fixture has its own hard limit (240 s)
+S3_MODULES = ("moto.server", "s3fs", "boto3")   # the local S3 server and its clients
 BATCH = 8             # small_data: 103 samples -> ranks of 52 and 51 samples, 7 batches each
 
 
 @pytest.fixture(scope="module")
 def launch(small_data, tmp_path_factory):
-    """One torchrun launch, 2 CPU ranks x 2 workers: the even runs, then the uneven one that must time out."""
+    """One torchrun launch, 2 CPU ranks x 2 workers: the even runs (the generous default collective timeout: a
+    stall on a busy machine is not a hang), then the uneven one, whose 2 s timeout is the lesson."""
     out = tmp_path_factory.mktemp("ddp") / "result.json"
     return torchrun(small_data, out, ["mmap@0", "mmap@1", "mmap-drop_last@0", "wds@0", "uneven@0"], nproc=2,
-                    timeout_s=120, batch_size=BATCH, num_workers=2, wds_shards=4, uneven_shards=3, timeout=2)
+                    timeout_s=240, batch_size=BATCH, num_workers=2, wds_shards=4, uneven_shards=3, timeout=2)
 
 
 def test_every_sample_exactly_once_per_epoch_across_ranks(launch):
@@ -73,6 +87,8 @@ def test_run_report_counts_what_was_dropped_and_repeated():
 # -- S3 API on 127.0.0.1 --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def s3(small_data):
+    for module in S3_MODULES:      # in CI a missing or broken one fails here with its import error
+        require(module)
     with s3_server("course-test") as server:
         urls = upload_shards(server, shard_urls(small_data, "wds"))
         yield server, urls
@@ -107,6 +123,8 @@ def test_s3_missing_key_and_bucket_are_named(s3):
 
 
 def test_s3_server_down_is_a_clear_error_fast():
+    for module in S3_MODULES:
+        require(module)
     with s3_server("course-down") as server:
         url = server.url("shard_0000.tar")
     opener = S3Opener(server.endpoint)      # the server is stopped now
@@ -137,3 +155,12 @@ def test_scaling_rows_follow_from_the_measured_inputs():
     assert all(r["shards to use"] % r["readers"] == 0 for r in rows)
     assert all(r["latency share"] <= 0.1 + 1e-9 for r in rows)
     assert big["streams per node needed"] == 8            # 8 GPUs x 1000/s x 0.1 MB = 800 MB/s at 100 MB/s a stream
+
+
+def test_the_short_collective_timeout_applies_to_the_uneven_run_only(launch):
+    from course_lib.distributed.ddp_stream import collective_timeout, parse_args
+
+    args = parse_args(["--data-dir", "d", "--out", "o", "--runs", "mmap@0", "--timeout", "2"])
+    assert collective_timeout(args, "uneven") == 2
+    assert [collective_timeout(args, n) for n in ("mmap", "wds", "uneven-join", "uneven-drop_last")] == [300] * 4
+    assert launch.result["timeout_s"] == 2 and launch.result["even_timeout_s"] == 300

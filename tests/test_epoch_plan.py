@@ -10,8 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib.loaders.epoch_plan import (SHUFFLE_MODES, EpochPlan, block_table, deal, epoch_order, rank_length,
-                                          remaining_positions)
+from course_lib.loaders.epoch_plan import (
+    SHUFFLE_MODES,
+    EpochPlan,
+    block_table,
+    deal,
+    epoch_order,
+    rank_length,
+    remaining_positions,
+)
 
 shard_sizes = st.lists(st.integers(min_value=0, max_value=37), min_size=1, max_size=6).filter(lambda s: sum(s) > 0)
 

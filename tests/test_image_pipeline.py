@@ -11,14 +11,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from course_lib import ImageShardDataset, ShardError
+from course_lib.loaders import ImageShardError, TrainTransform, read_image_shard
+from course_lib.loaders.image_transforms import crop_box, finish_batch
+from course_lib.teaching import seed_jpeg_pipeline, seed_style_shard
 from data_gen import GenerateError, generate, read_manifest, verify
 from data_gen.images import decode_pixels
 from data_gen.samples import make_sample
-from course_lib import ImageShardDataset, ShardError
-from course_lib.loaders import ImageShardError, read_image_shard, TrainTransform
-from course_lib.loaders.image_transforms import finish_batch
-from course_lib.teaching import seed_jpeg_pipeline, seed_style_shard
-from course_lib.loaders.image_transforms import crop_box
 
 IMG = dict(samples=60, shard_size=16, shape=(3, 24, 20), classes=5, seed=3)
 
@@ -128,8 +127,8 @@ def test_both_decoders_give_close_images(img_data, decoder):
 
 
 def test_png_members_and_any_size_work(tmp_path):
-    from PIL import Image
     import webdataset as wds
+    from PIL import Image
 
     folder = tmp_path / "png"
     folder.mkdir()

@@ -23,9 +23,13 @@ TINY_DATA = dict(samples=600, shard_size=100, shape=(3, 8, 8))
 TINY_PARAMS = dict(per_sample_files=100, batch_size=16, block_size=16, n_preview=8,
                    # chapter 05: a tiny image set, short runs, one peer (tests/test_peers.py measures them all)
                    image_samples=64, image_shard_size=16, image_shape="3,16,16", crop_size=8, worker_counts="0,2",
-                   peer_raw_workers="0", peer_jpeg_workers="0", peer_libraries="torchdata", run_seconds=0.02, wait_batches=2)
+                   peer_raw_workers="0", peer_jpeg_workers="0", peer_libraries="torchdata", run_seconds=0.02,
+                   wait_batches=2)
 
-pytestmark = pytest.mark.notebooks
+COURSE_TIMEOUT_S = 1200   # the whole tiny course in the module fixture (~2 min idle); papermill bounds each cell
+NBVAL_TIMEOUT_S = 600     # the nbval replay subprocess
+
+pytestmark = [pytest.mark.notebooks, pytest.mark.timeout(COURSE_TIMEOUT_S)]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +37,7 @@ def course(tmp_path_factory):
     """Run the whole course once (what `make course` does) on tiny data."""
     out = tmp_path_factory.mktemp("course")
     summary = run_course(out, data_args=TINY_DATA, parameters={**TINY_PARAMS, "work_dir": str(out / "tmp")},
-                         progress=False)
+                         progress=False, cell_timeout=300)
     return out, summary
 
 
@@ -82,10 +86,19 @@ def test_nbval_replays_executed_chapters_and_their_checked_outputs(course):
                if "nbval-check-output" in c.metadata.get("tags", [])]
     assert checked and all(c.outputs for c in checked), "a cell nbval compares must have stored outputs"
     proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
-                           "-p", "no:xdist", *map(str, replayed)], capture_output=True, text=True, cwd=out, env=env)
+                           "-p", "no:xdist", *map(str, replayed)], capture_output=True, text=True, cwd=out, env=env,
+                          timeout=NBVAL_TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout
     assert len(load_records(replay_records)) == len(REPLAYED)
+
+
+def test_every_checked_cell_is_in_a_replayed_chapter():
+    """A cell tagged `nbval-check-output` in a chapter the replay skips would never be compared: refuse it."""
+    tagged = {p.name for p in NOTEBOOKS for c in nbformat.read(p, as_version=4).cells
+              if "nbval-check-output" in c.metadata.get("tags", [])}
+    assert tagged, "no cell is tagged nbval-check-output: the replay would compare nothing"
+    assert all(name.startswith(REPLAYED) for name in tagged), f"add these chapters to REPLAYED: {sorted(tagged)}"
 
 
 def test_nbval_fails_when_a_checked_output_changes(tmp_path):
@@ -98,7 +111,7 @@ def test_nbval_fails_when_a_checked_output_changes(tmp_path):
     nbformat.write(small, tmp_path / "changed.ipynb")
     proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
                            "-p", "no:xdist", str(tmp_path / "changed.ipynb")], capture_output=True, text=True,
-                          cwd=tmp_path)
+                          cwd=tmp_path, timeout=NBVAL_TIMEOUT_S)
     assert proc.returncode != 0 and "41" in proc.stdout and "42" in proc.stdout, proc.stdout[-2000:]
 
 

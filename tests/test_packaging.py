@@ -45,7 +45,7 @@ def test_constraints_pin_cpu_torch_and_every_dependency():
 
 
 def test_ci_runs_exactly_the_readme_test_command():
-    ci = [l for l in (ROOT / ".ci/run").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    ci = [ln for ln in (ROOT / ".ci/run").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
     assert ci[-1].strip() == "make test"
     assert "make test" in (ROOT / "README.md").read_text()
 

@@ -6,13 +6,12 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+import ray  # noqa: E402,F401  (installed by the set-up: an import failure here is a failure, not a skip)
 
 from data_gen import ConvertError, convert, verify
 from data_gen.cli import main as data_gen_main
 from data_gen.ray_engine import plan_shards
 from data_gen.sample_images import write_sample_image_folder
-
-import ray  # noqa: E402,F401  (installed by the set-up: an import failure here is a failure, not a skip)
 
 
 def hashes(manifest: dict) -> dict[str, list[str]]:

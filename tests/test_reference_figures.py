@@ -6,10 +6,9 @@ import json
 import pytest
 
 from course_lib.course import beside_reference, feed_table, reference_figures, transfer_beside, worker_scaling
-from course_lib.course.reference_machine import H100
-from course_lib.measure.regimes import LoaderSpec
 from course_lib.course import reference_machine as ref_module
-from course_lib.course.reference_machine import parse_label
+from course_lib.course.reference_machine import H100, parse_label
+from course_lib.measure.regimes import LoaderSpec
 from course_lib.measure.throughput import ThroughputResult
 
 
@@ -53,10 +52,10 @@ def test_tables_put_this_machine_beside_the_other_and_say_which_is_which():
              "samples_per_s": rate, "min": rate, "max": rate} for w, rate in [(0, 1000.0), (2, 500.0)]]
     text = str(beside_reference(ref["workers"], mine, machine="H100 (another machine)", title="t"))
     assert "H100 (another machine): samples/s" in text and "this machine: samples/s" in text
-    line = next(l for l in text.splitlines() if "batched 256" in l and " 2 " in l and "block" in l)
+    line = next(ln for ln in text.splitlines() if "batched 256" in ln and " 2 " in ln and "block" in ln)
     assert "500 (500-500)" in line and "0.50" in line           # this machine's row and its own ratio
     feed = str(feed_table(ref, "feed"))
-    flagged = [l for l in feed.splitlines()[2:] if "start-up counted as waiting" in l]
+    flagged = [ln for ln in feed.splitlines()[2:] if "start-up counted as waiting" in ln]
     warm = ref["machine"]["feed_warmup"]
     assert len(flagged) == sum(r["num_workers"] > warm for r in ref["feed"]) > 0
     here = [ThroughputResult(label=f"{m} -> cpu", samples=100, seconds=1.0, bytes_per_sample=1.0, items=1,

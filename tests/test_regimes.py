@@ -9,13 +9,22 @@ import pytest
 import torch
 
 from course_lib.course import regime_table
-from course_lib.measure import (course_specs, data_wait, image_data, measure_specs, order_quality, PeakPss,
-                                regime_goals, run_peers, TrainingStep)
+from course_lib.course.bench import main as bench_main
+from course_lib.measure import (
+    PeakPss,
+    TrainingStep,
+    course_specs,
+    data_wait,
+    image_data,
+    measure_specs,
+    order_quality,
+    regime_goals,
+    run_peers,
+)
 from course_lib.measure.peer_runner import PEER_LIBRARIES, run_peer
+from course_lib.measure.peers import missing
 from course_lib.measure.process_memory import pss_snapshot
 from course_lib.measure.regimes import row_result
-from course_lib.course.bench import main as bench_main
-from course_lib.measure.peers import missing
 
 TINY_IMAGES = dict(samples=96, shard_size=16, shape=(3, 16, 16))
 PEER_PACKAGES = {"litdata": "litdata", "HF datasets": "datasets", "torchdata": "torchdata",

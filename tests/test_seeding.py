@@ -2,7 +2,6 @@
 workers, mid-epoch resume through torchdata's StatefulDataLoader, resampled streams."""
 from __future__ import annotations
 
-import json
 import random
 
 import numpy as np
@@ -11,17 +10,16 @@ import torch
 from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from course_lib import make_webdataset, MmapShardDataset
+from course_lib import MmapShardDataset, make_webdataset
 from course_lib.course import resume_in_fresh_process
-from course_lib.measure import arrival_order, epoch_order
-from course_lib.measure.fingerprints import fingerprints_in_fresh_process
-from course_lib.teaching import draws_by_worker
-from course_lib.measure.epoch_boundaries import time_epochs
-from course_lib.teaching.naive import SEED_EPOCH_ITERATOR_SOURCE, SeedStreamingDataset, exec_seed_code
 from course_lib.course.resume_run import main as resume_main
-from course_lib.measure.fingerprints import coverage, epoch_orders, order_fingerprint
-from course_lib.measure.fingerprints import main as fingerprint_main
 from course_lib.loaders.seeding import SharedEpoch, seed_everything, seed_worker, worker_rng, worker_seed_sequence
+from course_lib.measure import arrival_order, epoch_order
+from course_lib.measure.epoch_boundaries import time_epochs
+from course_lib.measure.fingerprints import coverage, epoch_orders, fingerprints_in_fresh_process, order_fingerprint
+from course_lib.measure.fingerprints import main as fingerprint_main
+from course_lib.teaching import draws_by_worker
+from course_lib.teaching.naive import SEED_EPOCH_ITERATOR_SOURCE, SeedStreamingDataset, exec_seed_code
 
 TOTAL = 103  # samples in the small_data fixture
 

@@ -12,7 +12,7 @@ import pickle
 import pytest
 from torch.utils.data import DataLoader, IterableDataset
 
-from course_lib import make_block_webdataset, make_webdataset, MmapShardDataset
+from course_lib import MmapShardDataset, make_block_webdataset, make_webdataset
 from course_lib.measure import arrival_order
 
 LOADERS = {

@@ -8,13 +8,19 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from course_lib import measure_throughput, MmapShardDataset, start_chapter, verification_checkpoint
+from course_lib import MmapShardDataset, measure_throughput, start_chapter, verification_checkpoint
 from course_lib.course import load_records
-from course_lib.measure import memory_snapshot
-from course_lib.teaching.naive import (SEED_STREAMING_SOURCE, LoadAllDataset, PerSampleFileDataset, SeedStreamingDataset,
-                              exec_seed_code, export_per_sample_files)
 from course_lib.course.tables import results_table
+from course_lib.measure import memory_snapshot
 from course_lib.measure.throughput import SEED_BAR, ThroughputResult, count_samples_in, touch_pages
+from course_lib.teaching.naive import (
+    SEED_STREAMING_SOURCE,
+    LoadAllDataset,
+    PerSampleFileDataset,
+    SeedStreamingDataset,
+    exec_seed_code,
+    export_per_sample_files,
+)
 
 
 def batches(sizes, width=10):
@@ -129,7 +135,8 @@ def _made_up(label: str, rate: float, mb_per_s: float = 1.0) -> ThroughputResult
 
 
 def test_record_rows_tell_the_results_apart(tmp_path, small_data):
-    rec = verification_checkpoint("99_bar", data_dir=small_data, results=[_made_up("fast", 4000), _made_up("slow", 1000)],
+    rec = verification_checkpoint("99_bar", data_dir=small_data,
+                                  results=[_made_up("fast", 4000), _made_up("slow", 1000)],
                                   out_dir=tmp_path)
     text = str(rec)
     assert "1.00 of this chapter's fastest; 8.0x the seed's 500 samples/s" in text

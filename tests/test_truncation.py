@@ -7,10 +7,9 @@ import tarfile
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from course_lib import make_block_webdataset, make_webdataset, MmapShardDataset, ShardError
+from course_lib import MmapShardDataset, ShardError, make_block_webdataset, make_webdataset
 from course_lib.loaders.shard_index import read_header
 from course_lib.measure.shuffle_metrics import arrival_order
 from data_gen import generate

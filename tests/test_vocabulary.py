@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from course_lib import (index_shards, make_block_webdataset, make_webdataset, MissingShardError, MmapShardDataset,
-                        serve_shards, ShardError, ShardFormatError, ShardReadError, verification_checkpoint)
+from course_lib import (
+    MissingShardError,
+    MmapShardDataset,
+    ShardError,
+    ShardFormatError,
+    ShardReadError,
+    index_shards,
+    make_block_webdataset,
+    make_webdataset,
+    serve_shards,
+    verification_checkpoint,
+)
 from course_lib.course import resumable_loader
 from course_lib.measure import arrival_order
 

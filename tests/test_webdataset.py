@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from course_lib import make_block_webdataset, make_webdataset, MissingShardError, serve_shards, ShardReadError
+from course_lib import MissingShardError, ShardReadError, make_block_webdataset, make_webdataset, serve_shards
 from course_lib.measure.shuffle_metrics import arrival_order, shuffle_quality
 from data_gen.samples import make_sample
 

@@ -6,6 +6,7 @@ workers go on writing.
 """
 from __future__ import annotations
 
+import collections
 import multiprocessing
 import pickle
 
@@ -14,7 +15,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from course_lib import make_block_webdataset, MmapShardDataset
+from course_lib import MmapShardDataset, make_block_webdataset
 from course_lib.loaders.item_sender import InlineSample, inline_sample
 from course_lib.loaders.worker_transport import BatchRing, RecordLayout, RingBatch, SlotLayout, _rebuild_ring_batch
 
@@ -197,17 +198,26 @@ def test_block_webdataset_rings_across_persistent_epochs(small_data):
 
 
 def test_a_worker_adds_rings_when_more_batches_are_in_flight(small_data):
-    """prefetch_factor 4 keeps up to 4 batches per worker in flight (plus the one the loop holds): a worker
-    that started with two slots adds rings (up to GROWTH) instead of sending batches torch's slow way."""
+    """prefetch_factor 4 keeps up to 4 batches per worker in flight and the loop holds the last HELD: a worker
+    that started with two slots adds rings (up to GROWTH) instead of sending batches torch's slow way.
+
+    By construction, not by scheduling: HELD batches alive at once need HELD distinct slots (> one ring of 2),
+    and HELD + 4 in flight fit in GROWTH rings of 2, so every batch still comes through a ring."""
     from course_lib.loaders.worker_transport import GROWTH
 
     ds = MmapShardDataset(small_data, batch_size=4, block_size=4, seed=8, worker_slots=2)
     expected = [b["idx"].tolist() for b in ds]
     loader = DataLoader(ds, batch_size=None, num_workers=1, prefetch_factor=4)
+    held, HELD = collections.deque(), 3
+    assert 2 < HELD and HELD + 4 <= 2 * GROWTH
     got, storages = [], set()
     for batch in loader:
         storages.add(batch["x"].untyped_storage().data_ptr())
         got.append(batch["idx"].tolist())
+        held.append(batch)
+        if len(held) > HELD:
+            held.popleft()
         del batch
+    held.clear()
     assert got == expected
     assert 2 < len(storages) <= 2 * GROWTH < len(got)     # more than the first ring, all of them reused

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader
 
-from course_lib import measure_throughput, MmapShardDataset
+from course_lib import MmapShardDataset, measure_throughput
 from course_lib.loaders.device_transfer import DeviceLoader, default_device
 from course_lib.loaders.image_pipeline import ImageShardDataset
 from course_lib.measure.regimes import course_specs, image_data, measure_specs

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from course_lib import make_block_webdataset, MmapShardDataset
+from course_lib import MmapShardDataset, make_block_webdataset
 from course_lib.measure.page_cache import memcpy_mb_per_s, page_cache_mb_per_s
 from course_lib.measure.throughput import touch_pages
 

@@ -24,25 +24,30 @@ from typing import Callable, Iterable, NamedTuple
 
 from torch.utils.data import DataLoader, IterableDataset
 
-from data_gen.layout import WDS
+from data_gen.layout import EXTENSIONS, WDS, format_dir, shard_glob
 
-from .verification import backend, package_versions
+from ..loaders.cli_args import add_data_dir_argument, add_num_workers_argument
+from ..loaders.image_tars import make_image_webdataset
 from ..loaders.mmap_shards import MmapShardDataset
 from ..loaders.runtime import current_worker
 from ..loaders.shard_index import index_shards
-from ..loaders.cli_args import add_data_dir_argument, add_num_workers_argument
 from ..loaders.webdataset_pipeline import make_block_webdataset, make_webdataset, shard_urls
-from ..teaching.naive import (LoadAllDataset, PerSampleFileDataset, SeedStreamingDataset, SeedStreamingTensors,
-                              export_per_sample_files)
-from ..measure.cold_cache import cold_lines, cold_runs
+from ..measure.cold_cache import cold_runs
 from ..measure.page_cache import memcpy_mb_per_s, page_cache_mb_per_s
-from ..measure.shuffle_frontier import frontier_lines, measure_shuffle_frontier
 from ..measure.peer_runner import PEER_LIBRARIES, run_peers
 from ..measure.regimes import course_specs, image_data, measure_specs, regime_goals
-from ..measure.training_step import TrainingStep
+from ..measure.shuffle_frontier import measure_shuffle_frontier
 from ..measure.throughput import measure_throughput
-from ..loaders.image_tars import make_image_webdataset
-from data_gen.layout import EXTENSIONS, format_dir, shard_glob
+from ..measure.training_step import TrainingStep
+from ..teaching.naive import (
+    LoadAllDataset,
+    PerSampleFileDataset,
+    SeedStreamingDataset,
+    SeedStreamingTensors,
+    export_per_sample_files,
+)
+from .bench_table import format_table
+from .verification import backend, package_versions
 
 SLOW_CAP = 10_000  # samples measured per run for per-sample tar/file loaders and per-sample rows with workers
 
@@ -102,11 +107,12 @@ def loaders(data_dir: Path, files_dir: Path, batch_size: int, peers_dir: Path | 
     return {
         "load everything (RAM)": through(lambda: LoadAllDataset(data_dir), (None,)),
         "one file per sample": through(lambda: PerSampleFileDataset(files_dir), ()),
-        "seed pattern (sample shuffle, np.void)": through(lambda: SeedStreamingDataset(index_shards(data_dir).shard_dir),
-                                                          per_sample_fast, collate_fn=_identity),
+        "seed pattern (sample shuffle, np.void)": through(
+            lambda: SeedStreamingDataset(index_shards(data_dir).shard_dir), per_sample_fast, collate_fn=_identity),
         "seed pattern, copied into tensors": through(lambda: SeedStreamingTensors(index_shards(data_dir).shard_dir),
                                                      per_sample_fast),
-        "mmap sample shuffle, per sample": through(lambda: MmapShardDataset(data_dir, shuffle="sample"), per_sample_fast),
+        "mmap sample shuffle, per sample": through(lambda: MmapShardDataset(data_dir, shuffle="sample"),
+                                                   per_sample_fast),
         "mmap block shuffle, per sample": through(lambda: MmapShardDataset(data_dir, shuffle="block"), per_sample_fast),
         f"mmap block shuffle, per sample, DataLoader collates {batch_size}": Loader(
             lambda w: DataLoader(MmapShardDataset(data_dir, shuffle="block"), batch_size=batch_size,
@@ -215,58 +221,24 @@ def run(data_dir: Path, *, repeat: int = 3, num_workers: Iterable[int | None] = 
     return result
 
 
-def format_table(result: dict) -> str:
-    """The benchmark as a fixed-width text table."""
-    memcpy = result.get("memcpy_mb_per_s")
-    lines = [f"data: {result['data']} ({result['samples']:,} samples x {result['bytes_per_sample']:,} B), "
-             f"median (min-max) of {result['repeat']}",
-             f"page-cache sequential read: {result['page_cache_mb_per_s']:,.0f} MB/s (8 MiB chunks), "
-             f"{result['page_cache_1mib_mb_per_s']:,.0f} MB/s (1 MiB chunks)"
-             + (f"; warm memcpy: {memcpy:,.0f} MB/s" if memcpy else ""),
-             f"{'loader':<56} {'workers':>7} {'samples/s (min-max)':>30} {'MB/s':>7} {'cache':>5} "
-             f"{'of page cache':>13} {'of memcpy':>9}"]
-    for r in result["rows"]:
-        w = "-" if r["workers"] is None else str(r["workers"])
-        spread = (f"{r['samples_per_s']:,.0f} ({r['samples_per_s_min']:,.0f}-{r['samples_per_s_max']:,.0f})"
-                  if "samples_per_s_min" in r else f"{r['samples_per_s']:,.0f}")
-        ratio_memcpy = f"{r['ratio_to_memcpy']:.0%}" if "ratio_to_memcpy" in r else "-"
-        lines.append(f"{r['loader']:<56} {w:>7} {spread:>30} {r['mb_per_s']:>7,.0f} {r.get('cache', '?'):>5} "
-                     f"{r['ratio_to_page_cache']:>13.0%} {ratio_memcpy:>9}")
-    if result.get("frontier"):
-        lines += ["", "shuffle quality / speed frontier (batched, warm; quality of one epoch's order):",
-                  *frontier_lines(result["frontier"], result["page_cache_mb_per_s"])]
-    if result.get("cold"):
-        lines += ["", *cold_lines(result["cold"])]
-    if "regimes" in result:
-        from .regime_tables import regime_table
-
-        reg = result["regimes"]
-        lines += ["", str(regime_table(reg["rows"] + reg["peer_rows"],
-                                       title=f"Regimes and peer libraries on {reg['image_dir']}"))]
-        goals = reg["goals"]
-        lines.append(f"goals: decode-bound 2 vs 0 workers {_x(goals['decode_scaling'])} (>= 1.8x); course vs seed "
-                     f"JPEG {', '.join(f'{w} workers {_x(r)}' for w, r in goals['course_vs_seed'].items())} (>= 2x); "
-                     f"best shuffled raw vs fastest peer {_x(goals['raw_vs_peers'])} (>= 15x); peers faster on JPEG: "
-                     f"{', '.join(p['peer'] + ' @' + str(p['num_workers']) for p in goals['peers_that_win_jpeg']) or 'none'}")
-        lines.append(f"conversions (not counted): {reg['timings'] or 'reused'}")
-    lines += [f"skipped: {reason}" for reason in result.get("skipped", [])]
-    return "\n".join(lines)
-
-
-def _x(ratio: float | None) -> str:
-    return "n/a" if ratio is None else f"{ratio:.2f}x"
+def _worker_counts(text: str) -> list[int | None]:
+    try:
+        return [None if w.strip() == "none" else int(w) for w in text.split(",")]
+    except ValueError:
+        msg = f"{text!r}: a comma list of worker counts and/or none, e.g. none,0,2"
+        raise argparse.ArgumentTypeError(msg) from None
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point."""
-    parser = argparse.ArgumentParser(prog="python -m course_lib.course.bench", description=__doc__,
+    """CLI entry point: a bad argument or data directory is one line on stderr and exit status 2."""
+    parser = argparse.ArgumentParser(prog="python -m course_lib.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_dir_argument(parser)
     parser.add_argument("--out", type=Path, help="write the table as JSON here")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--max-samples", type=int, default=None, help="cap each measured loop")
-    add_num_workers_argument(parser, default="none,0,2", type=str,
+    add_num_workers_argument(parser, default="none,0,2", type=_worker_counts,
                              help="comma list: none (no DataLoader) and/or DataLoader worker counts")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--only", default=None, help="measure only loaders whose name contains this text")
@@ -278,8 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-samples", type=int, default=None, help="size of the regimes' image dataset")
     parser.add_argument("--image-shape", default=None, help="its image shape, e.g. 3,128,128")
     args = parser.parse_args(argv)
-    num_workers = [None if w.strip() == "none" else int(w) for w in args.num_workers.split(",")]
-    result = run(args.data_dir, repeat=args.repeat, num_workers=num_workers, batch_size=args.batch_size,
+    if not args.data_dir.is_dir():
+        parser.error(f"--data-dir {args.data_dir}: no such directory (make one with: python -m data_gen generate)")
+    result = run(args.data_dir, repeat=args.repeat, num_workers=args.num_workers, batch_size=args.batch_size,
                  max_samples=args.max_samples, progress=not args.no_progress, only=args.only,
                  cold=not args.no_cold, frontier=not args.no_frontier,
                  regimes=not args.no_regimes, run_seconds=args.run_seconds,

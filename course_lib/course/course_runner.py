@@ -16,12 +16,18 @@ from typing import Any
 
 PROJECT = Path(__file__).resolve().parents[2]
 KERNEL_TRANSPORT = "ipc"  # kernels talk over Unix sockets, not plain-text TCP on localhost (ipykernel warns of it)
+CELL_TIMEOUT_S = 900  # papermill's execution_timeout: a cell still running after this fails the run (no hang)
 
 
 def run_course(out: Path, *, notebooks: Path = PROJECT / "notebooks", data_args: dict[str, Any] | None = None,
                parameters: dict[str, Any] | None = None, only: list[str] | None = None,
-               progress: bool = True) -> dict[str, Any]:
-    """Generate data, execute notebooks with papermill and collect the results; returns what was written."""
+               progress: bool = True, cell_timeout: float = CELL_TIMEOUT_S) -> dict[str, Any]:
+    """Generate data, execute notebooks with papermill and collect the results; returns what was written.
+
+    ``parameters`` go to every chapter that declares them; one that no chapter of the run declares is refused
+    (ValueError naming it and the chapters), so a renamed parameter cannot silently run a chapter at full size.
+    A cell running longer than ``cell_timeout`` seconds fails the run.
+    """
     import matplotlib
     matplotlib.use("Agg")
     import papermill
@@ -36,11 +42,12 @@ def run_course(out: Path, *, notebooks: Path = PROJECT / "notebooks", data_args:
     data_dir, nb_out, ver_dir = out / "data", out / "notebooks", out / "verification"
     for d in (nb_out, ver_dir):
         d.mkdir(parents=True, exist_ok=True)
-    data_args = dict(data_args or {})
-    generate(data_dir, progress=progress, **data_args)
     paths = sorted(notebooks.glob("[0-9]*.ipynb"))
     if only:
         paths = [p for p in paths if any(p.name.startswith(o) for o in only)]
+    _refuse_undeclared(paths, parameters or {})   # before minutes of data generation
+    data_args = dict(data_args or {})
+    generate(data_dir, progress=progress, **data_args)
     executed = []
     local_kernel = Config({"KernelManager": {"transport": KERNEL_TRANSPORT}})
     if not paths:
@@ -54,7 +61,8 @@ def run_course(out: Path, *, notebooks: Path = PROJECT / "notebooks", data_args:
                                     **(parameters or {})})
             print(f"course: executing {nb.name} ...", flush=True)
             papermill.execute_notebook(str(nb), str(nb_out / nb.name), parameters=params, cwd=str(notebooks),
-                                       kernel_name="python3", progress_bar=False, config=local_kernel)
+                                       kernel_name="python3", progress_bar=False, config=local_kernel,
+                                       execution_timeout=cell_timeout)
             executed.append(nb_out / nb.name)
             print(f"course: {nb.name} done in {time.perf_counter() - started:.0f} s", flush=True)
     finally:
@@ -95,6 +103,18 @@ def parameterize(nb: Path, dest: Path, parameters: dict[str, Any]) -> Path:
     return dest
 
 
+def _refuse_undeclared(paths: list[Path], parameters: dict[str, Any]) -> None:
+    """Raise ValueError for an explicit parameter that no notebook of ``paths`` declares in its parameters cell."""
+    import papermill
+
+    declared = set().union(*(papermill.inspect_notebook(str(nb)) for nb in paths)) if paths else set()
+    unknown = sorted(set(parameters) - declared)
+    if unknown and paths:
+        raise ValueError(f"parameter(s) {', '.join(unknown)} declared by no chapter of this run "
+                         f"({', '.join(nb.stem for nb in paths)}): renamed or misspelt? each chapter's "
+                         "parameters cell lists what it takes")
+
+
 def _declared(nb: Path, candidates: dict[str, Any]) -> dict[str, Any]:
     """Only the parameters that the notebook's ``parameters`` cell declares."""
     import papermill
@@ -113,13 +133,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard-size", type=int)
     parser.add_argument("--shape", type=lambda s: tuple(int(v) for v in s.split(",")))
     parser.add_argument("--only", nargs="*", help="run only notebooks whose names start with these")
+    parser.add_argument("--cell-timeout", type=float, default=CELL_TIMEOUT_S,
+                        help="seconds a notebook cell may run before the run fails")
     parser.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="extra papermill parameter for every notebook (value parsed as int/float if it can be)")
     args = parser.parse_args(argv)
     data_args = {k: v for k, v in [("samples", args.samples), ("shard_size", args.shard_size),
                                    ("shape", args.shape)] if v is not None}
     params = {name: _parse(value) for name, value in args.param}
-    run_course(args.out, notebooks=args.notebooks, data_args=data_args, parameters=params, only=args.only)
+    try:
+        run_course(args.out, notebooks=args.notebooks, data_args=data_args, parameters=params, only=args.only,
+                   cell_timeout=args.cell_timeout)
+    except ValueError as e:
+        if "declared by no chapter" not in str(e):
+            raise
+        parser.error(str(e))
     return 0
 
 

@@ -5,7 +5,8 @@ A chapter's exercise cell leaves ``answer = None`` for the learner to fill in; t
 False (the default in JupyterLab) an empty answer raises :class:`NotSolved` naming the exercise; ``make course``
 and CI pass ``use_solutions=True``, so the stored solution runs through the very same checks.
 
-Solutions are registered with :func:`solution` in ``course_lib/solutions/``, one module per chapter, one function per exercise.
+Solutions are registered with :func:`solution` in ``course_lib/solutions/``, one module per chapter, one
+function per exercise.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """One epoch of a training loop that can be stopped and resumed in a fresh process (chapter 04, section 6).
 
-    python -m course_lib.course.resume_run --data-dir build/data --state run/state.json --ids run/part1.npy --stop-after 5
+    python -m course_lib.course.resume_run --data-dir build/data --state run/state.json --ids run/part1.npy \
+        --stop-after 5
     python -m course_lib.course.resume_run --data-dir build/data --state run/state.json --ids run/part2.npy
 
 The first call reads 5 batches through torchdata's ``StatefulDataLoader`` over ``MmapShardDataset``, writes the

@@ -15,8 +15,8 @@ import psutil
 
 from data_gen.atomic import atomic_write_bytes
 
-from .tables import Table
 from ..measure.throughput import SEED_BAR, ThroughputResult
+from .tables import Table
 
 PACKAGES = ("numpy", "torch", "webdataset", "torchdata", "matplotlib", "papermill", "nbval", "tqdm", "psutil")
 ENV_DIR = "COURSE_VERIFICATION_DIR"
@@ -88,7 +88,8 @@ class VerificationRecord(dict):
     def rows(self) -> list[tuple[str, str]]:
         """The record flattened to (field, value) rows, results last."""
         rows = [(k, str(self[k])) for k in ("chapter", "timestamp", "python", "os", "cpu_count", "backend")]
-        rows += [("memory total / available", f"{self['memory_total_mb']:,.0f} MB / {self['memory_available_mb']:,.0f} MB"),
+        rows += [("memory total / available",
+                  f"{self['memory_total_mb']:,.0f} MB / {self['memory_available_mb']:,.0f} MB"),
                  ("data path", f"{self['data_path']} ({self['data_bytes'] / 1e6:,.1f} MB)"),
                  ("runtime", "timer not started" if self["runtime_s"] is None else f"{self['runtime_s']:.1f} s")]
         rows += [(f"version: {k}", v) for k, v in self["packages"].items()]

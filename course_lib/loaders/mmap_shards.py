@@ -20,7 +20,6 @@ orders blocks per (seed, epoch) and gathers each batch with one copy). Where eac
 from __future__ import annotations
 
 import mmap
-
 from pathlib import Path
 from typing import Any, Iterator
 

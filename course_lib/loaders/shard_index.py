@@ -132,7 +132,8 @@ def index_shards(data_dir: str | Path, *, handler: str = "raise") -> ShardIndex:
             _lose(errors, f"{e}", want.samples if want else None)
     for h in read:
         if h.dtype != read[0].dtype:
-            raise ShardFormatError(f"{h.path}: record dtype {h.dtype} differs from {read[0].path.name}'s {read[0].dtype}")
+            raise ShardFormatError(f"{h.path}: record dtype {h.dtype} differs from "
+                                   f"{read[0].path.name}'s {read[0].dtype}")
     headers = [c for c in (_checked(h, listed.get(h.path.name), errors) for h in read) if c is not None]
     if not headers:
         raise ShardFormatError(f"{shard_dir}: no readable shard (every one is damaged: {errors.messages})")

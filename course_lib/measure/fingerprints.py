@@ -110,7 +110,8 @@ def fingerprint_runs(data_dir: str | Path, runs: dict[str, dict], *, seed: int =
     """``{name: {"epoch": fingerprint}}`` for several loaders, in this process (``runs`` as in
     :func:`fingerprint_runs_in_fresh_process`, which runs this in a new one)."""
     names = list(runs)[::-1] if reverse else list(runs)
-    out = {name: _fingerprints(data_dir, seed=seed, epochs=epochs, **{"loader": "mmap", **runs[name]}) for name in names}
+    out = {name: _fingerprints(data_dir, seed=seed, epochs=epochs, **{"loader": "mmap", **runs[name]})
+           for name in names}
     return {name: out[name] for name in runs}
 
 

@@ -5,6 +5,7 @@ litdata streams its own chunk format, so :func:`prepare_litdata` converts the ``
 """
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Any, Iterator
@@ -15,11 +16,17 @@ from ..loaders.shard_index import index_shards
 
 
 def missing(package: str) -> str | None:
-    """None when ``package`` imports, else the reason it does not (for a "skipped" line in a table)."""
+    """None when ``package`` imports; the reason when it is not installed (for a "skipped" line in a table).
+
+    Only the package itself being absent counts as missing: an installed package that fails to import (a
+    broken dependency, a version clash) raises its error, so a broken install is never reported as absent.
+    """
     try:
-        __import__(package)
-    except Exception as e:  # ImportError, or a broken dependency raising something else at import
-        return f"{package} not usable here: {type(e).__name__}: {e}"
+        importlib.import_module(package)
+    except ModuleNotFoundError as e:
+        if e.name not in (package, package.split(".")[0]):
+            raise  # installed, but something it imports is not: a broken install, not a missing one
+        return f"{package} not installed here: {type(e).__name__}: {e}"
     return None
 
 

@@ -303,6 +303,7 @@ def _measure_once(iterable: Iterable[Any], *, bytes_per_sample: float | None, wa
         raise ValueError(f"{label}: no samples measured ({skipped} warm-up items skipped): "
                          "use more data, or a smaller warmup")
     return ThroughputResult(label=label, samples=samples, seconds=seconds, bytes_per_sample=float(bytes_per_sample),
-                            items=items, warmup_items=skipped, warmup_seconds=started - first, start_anon_mb=memory.start.anon_mb,
+                            items=items, warmup_items=skipped, warmup_seconds=started - first,
+                            start_anon_mb=memory.start.anon_mb,
                             start_file_mb=memory.start.file_mb, peak_anon_mb=memory.peak.anon_mb,
                             peak_file_mb=memory.peak.file_mb)

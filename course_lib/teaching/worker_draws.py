@@ -15,7 +15,8 @@ from ..loaders.runtime import current_worker
 
 
 class RandomDraws(IterableDataset):
-    """Yields ``(worker id, a random number)`` ``per_worker`` times in each worker; ``rng_for(worker)`` is its generator."""
+    """Yields ``(worker id, a random number)`` ``per_worker`` times in each worker; ``rng_for(worker)`` is its
+    generator."""
 
     def __init__(self, rng_for: Callable[[int], np.random.Generator], per_worker: int = 4):
         self.rng_for, self.per_worker = rng_for, per_worker
