@@ -9,7 +9,8 @@ import importlib
 from typing import Any, Callable
 
 
-def lazy_exports(package: str, table: dict[str, str]) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+def lazy_exports(package: str, table: dict[str, str]
+                 ) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
     """``(__all__, __getattr__, __dir__)`` for ``package`` exporting each name from its module in ``table``."""
     def __getattr__(name: str) -> Any:
         if name not in table:
@@ -25,6 +26,6 @@ def lazy_exports(package: str, table: dict[str, str]) -> tuple[list[str], Callab
 
 
 def table(text: str) -> dict[str, str]:
-    """``"module: name other"`` lines -> ``{"name": ".module", "other": ".module"}``: the export table, a line a module."""
+    """``"module: name other"`` lines -> ``{"name": ".module", "other": ".module"}``: the export table."""
     rows = [line.split(":", 1) for line in text.strip().splitlines() if line.strip()]
     return {name: f".{module.strip()}" for module, names in rows for name in names.split()}

@@ -1,4 +1,4 @@
-"""Synthetic dataset generator and converter of your own data: numpy shards and WebDataset tars with a verified manifest."""
+"""Synthetic dataset generator and converter of your own data: numpy and WebDataset shards, a verified manifest."""
 from .convert import ConvertError, convert
 from .generate import GenerateError, generate
 from .images import UnreadableImage

@@ -24,7 +24,7 @@ def _int_list(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 3,32,32, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 3,32,32, got {text!r}") from None
 
 
 def _formats(text: str) -> list[str]:
@@ -52,9 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     conv = sub.add_parser("convert", help="convert your own data into shards (image folder, arrays, per-sample .npy)")
     conv.add_argument("src", metavar="SRC", help="SRC/<class>/<file>.jpg|png, a folder with x.npy + y.npy, an .npz "
                                                 "with x and y, or a folder of one .npy record per sample")
-    conv.add_argument("--out", required=True, help="output directory (new, empty, or an earlier run of this conversion)")
+    conv.add_argument("--out", required=True,
+                      help="output directory (new, empty, or an earlier run of this conversion)")
     conv.add_argument("--shape", type=_int_list, default=None,
-                      help="C,H,W images are decoded, scaled and centre-cropped to (default 3,64,64; arrays keep theirs)")
+                      help="C,H,W images are decoded, scaled and centre-cropped to "
+                           "(default 3,64,64; arrays keep theirs)")
     conv.add_argument("--formats", type=_formats, default=None,
                       help=f"comma-separated from {','.join(CONVERT_FORMATS)} (default npy,img for images, else npy)")
     conv.add_argument("--shard-size", type=int, default=2_500, help="samples per shard (default 2500)")

@@ -33,7 +33,7 @@ _PATTERNS: dict[tuple, np.ndarray] = {}
 
 
 def _pattern(shape: tuple[int, ...], label: int, classes: int) -> np.ndarray:
-    """Stripes whose angle and frequency depend on the class; values 0..160, so pattern + noise (0..63) fits in uint8."""
+    """Stripes whose angle and frequency depend on the class; values 0..160: pattern + noise (0..63) fits uint8."""
     key = (tuple(shape), label, classes)
     if key not in _PATTERNS:
         h = shape[-2] if len(shape) >= 2 else 1

@@ -152,7 +152,7 @@ class ImageFolderSource:
     def _scan(self) -> dict[int, str]:
         """Items refused from their first bytes alone (no decoding): position -> why."""
         bad = {}
-        for pos, ((rel, label), size) in enumerate(zip(self.files, self.sizes)):
+        for pos, ((rel, label), _size) in enumerate(zip(self.files, self.sizes)):
             if label < 0:
                 bad[pos] = "not inside a class folder (expected SRC/<class>/<file>)"
                 continue
@@ -195,7 +195,7 @@ class ImageFolderSource:
                 raise BadSample(rel, f"cannot be read ({e.strerror})") from e
 
         pos, stop_at = start, len(self) if stop is None else stop
-        for pos, (data, x, label) in _good_items(read, lambda p: self.files[p][0], self.bad, start, stop_at,
+        for pos, (data, x, label) in _good_items(  # noqa: B007 - pos is read after the loopread, lambda p: self.files[p][0], self.bad, start, stop_at,
                                                  count, skip_bad, skipped):
             ys.append(label)
             if pixels:
@@ -462,7 +462,7 @@ class PerSampleSource:
                 raise BadSample(self.files[pos], f"does not read ({e})") from e
 
         pos, stop_at = start, len(self) if stop is None else stop
-        for pos, rec in _good_items(read, self.files.__getitem__, self.bad, start, stop_at, count, skip_bad,
+        for pos, rec in _good_items(  # noqa: B007 - pos is read after the loopread, self.files.__getitem__, self.bad, start, stop_at, count, skip_bad,
                                     skipped):
             xs.append(rec["x"])
             ys.append(int(rec["y"]))

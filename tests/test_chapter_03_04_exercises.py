@@ -1,4 +1,4 @@
-"""Chapters 03 and 04: the loader pieces the learner writes (stored solutions) and the checkers their check cells use."""
+"""Chapters 03 and 04: the loader pieces the learner writes (stored solutions) and the checkers their checks use."""
 from __future__ import annotations
 
 import itertools
@@ -155,7 +155,8 @@ def test_time_epochs_fingerprints_each_epochs_order_and_times_its_first_item(sma
     ds = MmapShardDataset(small_data, batch_size=8, seed=4)
     timings = time_epochs(ds, [0, 1], ds.set_epoch)
     for t in timings:
-        assert t.fingerprint == order_fingerprint(epoch_order(MmapShardDataset(small_data, batch_size=8, seed=4), t.epoch))
+        expected = epoch_order(MmapShardDataset(small_data, batch_size=8, seed=4), t.epoch)
+        assert t.fingerprint == order_fingerprint(expected)
         assert t.samples == 103 and 0 < t.first_item_seconds <= t.seconds
     assert timings[0].fingerprint != timings[1].fingerprint
 

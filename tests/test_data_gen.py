@@ -86,7 +86,8 @@ def test_same_args_give_same_bytes(tmp_path: Path, small_data: Path) -> None:
 
 def test_different_seed_gives_different_data(tmp_path: Path, small_data: Path) -> None:
     m = _gen(tmp_path / "other", seed=8)
-    assert m["formats"]["npy"]["shards"][0]["sha256"] != read_manifest(small_data)["formats"]["npy"]["shards"][0]["sha256"]
+    first = read_manifest(small_data)["formats"]["npy"]["shards"][0]
+    assert m["formats"]["npy"]["shards"][0]["sha256"] != first["sha256"]
 
 
 def test_rerun_skips_good_shards_and_repairs_damaged_ones(tmp_path: Path) -> None:

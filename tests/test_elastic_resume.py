@@ -1,4 +1,5 @@
-"""Resume on another topology (README: Elastic determinism): a state saved by a job with one world_size / num_workers loads on
+"""Resume on another topology (README: Elastic determinism): a state saved by a job with one world_size /
+num_workers loads on
 every rank of a job with another; together the two jobs deliver the epoch exactly once, in the epoch's order."""
 from __future__ import annotations
 

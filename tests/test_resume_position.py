@@ -89,7 +89,7 @@ def test_restart_and_bad_states():
     assert [p.tolist() for p in skip_ids(iter([np.arange(3), np.arange(3, 6)]), 4)] == [[4, 5]]
 
 
-# -- resume on another topology (README: Elastic determinism) ---------------------------------------------------------------
+# -- resume on another topology (README: Elastic determinism) -----------------------------------------------
 def rank_batches(plan: EpochPlan, piece: int) -> list[list[int]]:
     return [plan.ids(k, k + piece).tolist() for k in range(0, len(plan), piece)]
 

@@ -193,7 +193,7 @@ def test_block_webdataset_reuses_slots_and_keeps_views(small_data):
 def test_block_webdataset_rings_across_persistent_epochs(small_data):
     ds = _wds_blocks(small_data)
     loader = DataLoader(ds, batch_size=None, num_workers=2, persistent_workers=True)
-    for epoch in range(2):
+    for _epoch in range(2):
         assert sorted(torch.cat([b["idx"] for b in loader]).tolist()) == list(range(103))
 
 

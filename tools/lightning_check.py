@@ -30,7 +30,7 @@ for name, workers in (("mmap", 0), ("mmap", 2), ("wds", 0), ("wds", 2)):
     ids = [i for b in loader for i in b["idx"].tolist()]
     allids = [None] * fabric.world_size
     dist.all_gather_object(allids, ids)
-    flat = [i for l in allids for i in l]
+    flat = [i for ids in allids for i in ids]
     results[f"fabric {name} {workers} workers"] = [len(flat), len(set(flat))]
 
 class M(L.LightningModule):
@@ -52,7 +52,7 @@ for name in ("mmap", "wds"):
     trainer.fit(model, DataLoader(ds, batch_size=None, num_workers=0))
     allids = [None] * trainer.world_size
     dist.all_gather_object(allids, model.seen)
-    flat = [i for l in allids for i in l]
+    flat = [i for ids in allids for i in ids]
     results[f"Trainer {name} 0 workers"] = [len(flat), len(set(flat))]
 if fabric.global_rank == 0:
     print("RESULT", json.dumps(results))

@@ -59,7 +59,7 @@ for workers in (0, 2):
     RankTrainer(model=model, args=args(workers, steps), train_dataset=ds).train()
     allids = [None] * dist.get_world_size()
     dist.all_gather_object(allids, model.seen)
-    flat = [i for l in allids for i in l]
+    flat = [i for ids in allids for i in ids]
     results[f"RankTrainer {workers} workers"] = [len(flat), len(set(flat))]
 if dist.get_rank() == 0:
     print("RESULT", json.dumps(results))

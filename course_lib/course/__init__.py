@@ -8,7 +8,8 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, table("""
     exercises: solved NotSolved
     tables: Table results_table
     prose: say cite SOURCED
-    plots: data_wait_bars epoch_start_bars image_grid memory_bars memory_growth_plot plot_plan plot_records regime_bars shuffle_buffer_plot shuffle_frontier throughput_bars workers_scaling
+    plots: data_wait_bars epoch_start_bars image_grid memory_bars memory_growth_plot plot_plan plot_records
+    plots: regime_bars shuffle_buffer_plot shuffle_frontier throughput_bars workers_scaling
     resume_run: resumable_loader resume_in_fresh_process
     regime_tables: beside_reference feed_table goals_markdown regime_table transfer_beside
     reference_machine: reference_figures worker_scaling

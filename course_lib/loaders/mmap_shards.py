@@ -8,7 +8,7 @@ orders blocks per (seed, epoch) and gathers each batch with one copy). Where eac
 | list the shards                 | ``index_shards`` (shard_index.py): headers only, checked against the manifest   |
 | map them                        | ``MmapShardDataset._rows`` / ``_map_rows`` (this file): one read-only map each  |
 | shuffle (seed, epoch)           | ``epoch_order`` (epoch_plan.py): blocks, windows, runs, spans; keyed_rng.py     |
-| split by rank                   | ``deal`` (epoch_plan.py): rounds of world_size batches (README: Elastic determinism)        |
+| split by rank                   | ``deal`` (epoch_plan.py): rounds of world_size batches (README)        |
 | split by worker                 | ``EpochPlan.worker_units`` + ``current_worker`` (runtime.py)                    |
 | ``set_epoch``                   | ``set_epoch`` (this file); ``SharedEpoch`` (seeding.py) for persistent workers  |
 | gather a batch with one copy    | ``MmapShardDataset._gather`` -> ``gather_rows`` (row_gather.py)                 |

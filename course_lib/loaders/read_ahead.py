@@ -5,7 +5,8 @@ gather waits for. As each window of the plan begins, :class:`ReadAhead` calls ``
 every run of records of the *next* window (the first window of an iteration asks for itself too), so the
 kernel reads those ranges in large requests while the loader works on the current window. A run may skip up to
 ``GAP_RECORDS`` records: when world_size divides the plan's streams, the block a window's runs come from belongs
-to one rank (README: Elastic determinism), so the few records advised in between are this rank's, read later in the epoch.
+to one rank (README: Elastic determinism), so the few records advised in between are this rank's, read later in
+the epoch.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The four ways to feed a device (:class:`~course_lib.loaders.device_transfer.DeviceLoader`'s modes), timed side by side.
+"""The four ways to feed a device (:class:`~course_lib.loaders.device_transfer.DeviceLoader`'s modes), side by side.
 
     python -m course_lib.measure.transfer_modes --data-dir build/data   # every mode, as JSON lines
 """
@@ -31,7 +31,8 @@ def compare_modes(data_dir: str | Path, *, batch_size: int = 256, device: str | 
     for mode in MODES:
         loader = DeviceLoader(ds, device, mode=mode)
         out.append(measure_throughput(_Stepped(loader, _consume if work else None),
-                                      bytes_per_sample=ds.bytes_per_sample, progress=False, label=f"{mode} -> {loader.device}", touch=False, repeat=repeat,
+                                      bytes_per_sample=ds.bytes_per_sample, progress=False,
+                                      label=f"{mode} -> {loader.device}", touch=False, repeat=repeat,
                                       files=ds.index.paths, max_samples=max_samples))
     return out
 
