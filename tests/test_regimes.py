@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,6 +14,7 @@ from course_lib.measure import (course_specs, data_wait, image_data, measure_spe
                                 regime_goals, run_peers, TrainingStep)
 from course_lib.measure.peer_runner import PEER_LIBRARIES, run_peer
 from course_lib.measure.process_memory import pss_snapshot
+from course_lib.course.regime_report import goal_report
 from course_lib.measure.regimes import row_result
 from course_lib.course.bench import main as bench_main
 from course_lib.measure.peers import missing
@@ -70,7 +72,9 @@ def test_data_wait_counts_waiting_and_training_time():
     with pytest.raises(ValueError, match="no batches"):
         data_wait([], TrainingStep("busy", 1))
     with pytest.raises(ValueError, match="kind"):
-        TrainingStep("sleep")
+        TrainingStep("nap")
+    slept = data_wait(batches, TrainingStep("sleep", 5), batches=3, warmup=1)   # blocks: the core is left free
+    assert slept.step_s >= 3 * 0.005 and repr(TrainingStep("sleep", 5)) == "TrainingStep('sleep', step_ms=5)"
 
 
 def test_pss_counts_this_process_and_a_peak():
@@ -100,13 +104,14 @@ def test_goals_are_computed_from_rows_not_asserted():
     assert goals["decode_scaling"] == pytest.approx(1.9) and goals["course_vs_seed"] == {0: 2.0, 2: 1.9}
     assert [p["peer"] for p in goals["peers_that_win_jpeg"]] == ["litdata: x"]
     assert goals["raw_vs_peers"] == pytest.approx(30)     # the course's own loader inside torchdata is no peer
-    met = {g["goal"]: g["met"] for g in goals["report"]}
+    report = goal_report(rows + [wrapped], goals)
+    met = {g["goal"]: g["met"] for g in report}
     assert list(met.values()) == [True, False, True, False]
-    assert all(bool(g["bound"]) == (g["met"] is False) for g in goals["report"])   # a miss says what bounds it
-    slow = regime_goals([row("course", "JPEG", course, 0, 100), row("course", "JPEG", course, 2, 120)],
-                        cores=2, load=3.5)
-    assert slow["report"][0]["met"] is False and "load average was 3.5 on 2 cores" in slow["report"][0]["bound"]
-    assert slow["report"][2]["met"] is None and not slow["report"][2]["bound"]   # nothing to compare: not judged
+    assert all(bool(g["bound"]) == (g["met"] is False) for g in report)   # a miss says what bounds it
+    slow_rows = [row("course", "JPEG", course, 0, 100), row("course", "JPEG", course, 2, 120)]
+    slow = goal_report(slow_rows, regime_goals(slow_rows), cores=2, load=3.5)
+    assert slow[0]["met"] is False and "load average was 3.5 on 2 cores" in slow[0]["bound"]
+    assert slow[2]["met"] is None and not slow[2]["bound"]   # nothing to compare: not judged
 
 
 def test_a_failing_peer_is_a_row_with_its_reason(images, tmp_path):
@@ -126,7 +131,10 @@ def test_installed_peers_are_measured_on_the_same_samples(images, tmp_path, libr
     result = run_peer(library, images, tmp_path / "peers", worker_counts=[0], repeats=1, max_seconds=0.05,
                       batch_size=16, crop_size=8, wait_workers=[0], wait_batches=2)
     assert "error" not in result, result.get("error")
-    assert result["rows"] and all(r["library"] == library and r["samples_per_s"] > 0 for r in result["rows"])
+    same_process = "course, same process"   # torchdata's baseline: the course's DataLoader in the same subprocess
+    assert result["rows"] and all(r["library"] in (library, same_process) and r["samples_per_s"] > 0
+                                  for r in result["rows"])
+    assert any(r["library"] == library for r in result["rows"])
     assert all(r["data_wait"]["batches"] == 2 for r in result["rows"])
     assert result["order"] and all(o["samples"] == 96 for o in result["order"])   # every sample, once
 
@@ -139,7 +147,7 @@ def test_bench_gains_the_regime_and_peer_rows(small_data, tmp_path, capsys):
     result = json.loads(out.read_text())
     reg = result["regimes"]
     assert {r["regime"] for r in reg["rows"]} == {"raw", "JPEG"}
-    assert {r["library"] for r in reg["peer_rows"]} == {"torchdata"}
+    assert {r["library"] for r in reg["peer_rows"]} == {"torchdata", "course, same process"}
     assert any("Mosaic Streaming" in s for s in result["skipped"])
     text = capsys.readouterr().out
     assert "goals:" in text and "StatefulDataLoader" in text
@@ -216,3 +224,15 @@ def test_persistent_workers_are_stopped_before_the_next_pair():
     _stop_workers(loader)
     assert not any(w.is_alive() for w in workers)
     _stop_workers(torch.utils.data.DataLoader(_Numbers(), batch_size=None))   # never iterated: nothing to stop
+
+
+def test_classes_per_batch_of_a_class_sorted_source():
+    """Issue 22 item 19: a loader that keeps the write order leaves one class per batch; a permutation mixes them."""
+    from course_lib.measure.shuffle_quality import classes_per_batch
+
+    ordered = np.arange(1000)
+    assert classes_per_batch(ordered, classes=10, batch_size=50) == 1.0
+    mixed = np.random.default_rng(0).permutation(1000)
+    assert classes_per_batch(mixed, classes=10, batch_size=50) > 9
+    with pytest.raises(ValueError, match="classes"):
+        classes_per_batch(ordered, classes=0, batch_size=5)
