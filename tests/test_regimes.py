@@ -236,3 +236,16 @@ def test_classes_per_batch_of_a_class_sorted_source():
     assert classes_per_batch(mixed, classes=10, batch_size=50) > 9
     with pytest.raises(ValueError, match="classes"):
         classes_per_batch(ordered, classes=0, batch_size=5)
+
+
+def test_the_raw_spec_runs_several_epochs_per_timed_run_each_a_permutation(images):
+    """Issue 22 item 15: an epoch of the small image set lasts milliseconds; runs chain epochs (set_epoch each)."""
+    from course_lib.measure.regimes import RAW_EPOCHS
+
+    raw = next(s for s in course_specs(images, batch_size=16, crop_size=8) if s.regime == "raw")
+    idx = np.concatenate([b["idx"].numpy() for b in raw.make(0)])
+    n = len(np.concatenate([b["idx"].numpy() for b in raw.order()]))
+    assert len(idx) == RAW_EPOCHS * n
+    epochs = idx.reshape(RAW_EPOCHS, n)
+    assert all(np.array_equal(np.sort(e), np.sort(epochs[0])) for e in epochs)   # each epoch: every sample once
+    assert not np.array_equal(epochs[0], epochs[1])                                 # a new order each epoch

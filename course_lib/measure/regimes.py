@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 
 from ..loaders.image_pipeline import ImageShardDataset
 from ..loaders.image_transforms import TrainTransform
@@ -22,6 +22,7 @@ from .shuffle_quality import arrival_order, shuffle_quality
 
 IMAGE_DEFAULTS = dict(samples=2048, shard_size=256, shape=(3, 128, 128), jpeg_quality=90)
 REGIMES = ("raw", "JPEG")
+RAW_EPOCHS = 16  # the raw path runs an epoch of the image set in milliseconds: up to 16 back to back per timed run
 
 
 def image_data(data_dir: str | Path, out: str | Path | None = None, *, samples: int = IMAGE_DEFAULTS["samples"],
@@ -50,16 +51,31 @@ def jpeg_bytes_per_sample(image_dir: str | Path) -> float:
 
 
 class _Factory:
-    """``num_workers -> DataLoader(dataset(), batch_size=None)``: a picklable closure."""
+    """``num_workers -> DataLoader(dataset(), batch_size=None)``: a picklable closure. With ``epochs`` > 1 the
+    loader runs that many epochs back to back (``set_epoch`` between them), so a fast loader over a small set
+    is timed for long enough (``measure_throughput``'s minimum duration) before ``timed`` stops it."""
 
-    def __init__(self, build: Callable[..., Any], *args: Any, **kwargs: Any):
-        self.build, self.args, self.kwargs = build, args, kwargs
+    def __init__(self, build: Callable[..., Any], *args: Any, epochs: int = 1, **kwargs: Any):
+        self.build, self.args, self.kwargs, self.epochs = build, args, kwargs, epochs
 
     def dataset(self) -> Any:
         return self.build(*self.args, **self.kwargs)
 
     def __call__(self, num_workers: int) -> DataLoader:
-        return DataLoader(self.dataset(), batch_size=None, num_workers=num_workers)
+        data = self.dataset() if self.epochs == 1 else _Epochs(self.dataset(), self.epochs)
+        return DataLoader(data, batch_size=None, num_workers=num_workers)
+
+
+class _Epochs(IterableDataset):
+    """``dataset``'s epochs 0..epochs-1, one after another (each worker iterates its own share of each)."""
+
+    def __init__(self, dataset: Any, epochs: int):
+        self.dataset, self.epochs = dataset, epochs
+
+    def __iter__(self):
+        for epoch in range(self.epochs):
+            self.dataset.set_epoch(epoch)
+            yield from self.dataset
 
 
 class OneTorchThread:
@@ -98,7 +114,7 @@ def course_specs(image_dir: str | Path, *, batch_size: int = 64, crop_size: int 
     """The course's raw path, the seed's JPEG pipeline and the course's JPEG pipeline over one dataset."""
     raw_bytes = index_shards(image_dir).bytes_per_sample
     jpeg_bytes = jpeg_bytes_per_sample(image_dir)
-    raw = _Factory(MmapShardDataset, image_dir, shuffle="block", batch_size=batch_size, seed=seed)
+    raw = _Factory(MmapShardDataset, image_dir, shuffle="block", batch_size=batch_size, seed=seed, epochs=RAW_EPOCHS)
     seed_pipe = _Factory(seed_jpeg_pipeline, image_dir, TrainTransform(crop_size), batch_size=batch_size,
                          shuffle_buffer=shuffle_buffer, seed=seed)
     course = _Factory(ImageShardDataset, image_dir, batch_size=batch_size, size=crop_size, seed=seed)
