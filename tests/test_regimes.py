@@ -249,3 +249,13 @@ def test_the_raw_spec_runs_several_epochs_per_timed_run_each_a_permutation(image
     epochs = idx.reshape(RAW_EPOCHS, n)
     assert all(np.array_equal(np.sort(e), np.sort(epochs[0])) for e in epochs)   # each epoch: every sample once
     assert not np.array_equal(epochs[0], epochs[1])                                 # a new order each epoch
+
+
+def test_timed_runs_reach_the_minimum_sample_count_even_past_the_deadline():
+    """Issue 22 item 15: a slow loader's run continues past ``seconds`` until it has timed ``min_samples``."""
+    from course_lib.measure.regime_runs import timed
+
+    batches = [{"y": np.zeros(8)} for _ in range(100)]
+    assert len(list(timed(batches, 0.0))) == 3                       # the first item, then 2 more
+    assert len(list(timed(batches, 0.0, min_samples=256))) == 1 + 32  # 32 batches of 8 after the first
+    assert len(list(timed(batches[:5], 0.0, min_samples=256))) == 5   # an epoch that ends first ends the run

@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterable, Sequence
 
 from .process_memory import PeakPss
-from .throughput import ThroughputResult, measure_throughput
+from .throughput import MIN_SAMPLES, ThroughputResult, count_samples_in, measure_throughput
 from .training_step import TrainingStep, data_wait
 
 
@@ -67,20 +67,22 @@ def _cpu_s(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(iterable: Iterable, seconds: float | None, min_items: int = 2) -> Iterable:
-    """``iterable``, stopped once ``seconds`` have passed since its first item (after at least ``min_items``
-    more): every run of a slow and a fast loader then costs about the same wall time."""
+def timed(iterable: Iterable, seconds: float | None, min_items: int = 2, min_samples: int = 0) -> Iterable:
+    """``iterable``, stopped once ``seconds`` have passed since its first item, after at least ``min_items`` more
+    items and ``min_samples`` more samples: every run of a slow and a fast loader then costs about the same wall
+    time, and none stops below ``measure_throughput``'s minimum sample count."""
     if seconds is None:
         yield from iterable
         return
-    deadline, n = None, 0
+    deadline, n, samples = None, 0, 0
     for item in iterable:
         yield item
-        n += 1
         now = time.perf_counter()
         if deadline is None:
             deadline = now + seconds
-        elif n >= min_items and now > deadline:
+            continue
+        n, samples = n + 1, samples + (count_samples_in(item) if samples < min_samples else 0)
+        if n >= min_items and samples >= min_samples and now > deadline:
             return
 
 
@@ -115,7 +117,7 @@ def measure_specs(specs: Sequence[LoaderSpec], worker_counts: Sequence[int], *, 
 
     def run_once(i: int, loader: Iterable) -> None:
         spec, w = pairs[i]
-        delivered = _Delivered(timed(loader, max_seconds))
+        delivered = _Delivered(timed(loader, max_seconds, min_samples=MIN_SAMPLES))
         wall, main, children = time.perf_counter(), _cpu_s(resource.RUSAGE_SELF), _cpu_s(resource.RUSAGE_CHILDREN)
         with PeakPss() as pss:
             result = measure_throughput(delivered, bytes_per_sample=spec.bytes_per_sample,
