@@ -259,3 +259,18 @@ def test_timed_runs_reach_the_minimum_sample_count_even_past_the_deadline():
     assert len(list(timed(batches, 0.0))) == 3                       # the first item, then 2 more
     assert len(list(timed(batches, 0.0, min_samples=256))) == 1 + 32  # 32 batches of 8 after the first
     assert len(list(timed(batches[:5], 0.0, min_samples=256))) == 5   # an epoch that ends first ends the run
+
+
+def test_fast_enough_sets_each_regime_against_the_step_demand_and_names_its_bound():
+    """Issue 22 items 17 and 23: no project goals; the loader's rate against the step's demand, and its bound."""
+    from course_lib.course.regime_report import fast_enough
+
+    rows = [{"library": "course", "regime": "raw", "loader": "mmap", "num_workers": 0, "samples_per_s": 6400.0,
+             "mb_per_s": 100.0, "too_short": False,
+             "data_wait": {"samples_per_s": 3100.0, "fraction": 0.03}},
+            {"library": "course", "regime": "JPEG", "loader": "decode", "num_workers": 2, "samples_per_s": 1600.0,
+             "mb_per_s": 5.0, "cpu_ms_per_sample": 0.5, "too_short": True}]
+    text = fast_enough(rows, batch_size=64, step_ms=20, cores=2, ceiling_mb_s=1000.0)
+    assert "asks for 3,200 samples/s" in text and "2.0x the demand" in text and "0.5x the demand" in text
+    assert "10% of the page-cache read" in text and "at most about 4,000 samples/s" in text
+    assert "waited 3%" in text and text.count("too short to conclude from") == 1
