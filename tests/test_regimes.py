@@ -274,3 +274,24 @@ def test_fast_enough_sets_each_regime_against_the_step_demand_and_names_its_boun
     assert "asks for 3,200 samples/s" in text and "2.0x the demand" in text and "0.5x the demand" in text
     assert "10% of the page-cache read" in text and "at most about 4,000 samples/s" in text
     assert "waited 3%" in text and text.count("too short to conclude from") == 1
+
+
+def test_records_panels_group_by_regime_and_cache_and_keep_the_worker_count():
+    """Issue 21 item 5: the all-chapters chart, one panel per (regime, cache state), labels that end readable."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from course_lib.course.plots_ch05 import records_panels
+
+    long = "raw · course: mmap block shuffle, batched with a very long description indeed · 2 workers"
+    records = [{"chapter": "02_mmap", "results": [{"label": long, "samples_per_s": 1e4, "cache": "warm"},
+                                                  {"label": "x", "samples_per_s": 10.0, "cache": "cold"}]},
+               {"chapter": "05_training_regime", "results": [{"label": "JPEG · seed: y · 0 workers",
+                                                              "samples_per_s": 900.0}]}]
+    fig = records_panels(records)
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert titles == ["raw samples, cold", "raw samples, warm", "JPEG samples, unknown"]
+    ticks = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
+    assert any(t.startswith("02: course: mmap") and t.endswith("2 workers") and len(t) <= 60 for t in ticks)
+    with pytest.raises(ValueError, match="no results"):
+        records_panels([])

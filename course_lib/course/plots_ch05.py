@@ -22,8 +22,9 @@ def records_panels(records: Iterable[dict[str, Any]], *, title: str = "Every cha
     for rec in records:
         for r in rec["results"]:
             key = (regime_of(r["label"]), cache_group(r))
-            label = f"{rec['chapter'][:3].rstrip('_')}: {r['label']}"
-            label = label if len(label) <= 60 else label[:59] + "…"
+            text = r["label"].split(" · ", 1)[-1] if r["label"].startswith(("raw · ", "JPEG · ")) else r["label"]
+            label = f"{rec['chapter'][:3].rstrip('_')}: {text}"
+            label = label if len(label) <= 60 else label[:40] + "…" + label[-19:]  # keep the worker count
             groups.setdefault(key, []).append((label, r["samples_per_s"], library_of(r["label"])))
     keys = sorted(groups, key=lambda k: (k[0] != "raw", CACHE_ORDER.index(k[1])))
     if not keys:
