@@ -251,14 +251,20 @@ def test_the_raw_spec_runs_several_epochs_per_timed_run_each_a_permutation(image
     assert not np.array_equal(epochs[0], epochs[1])                                 # a new order each epoch
 
 
-def test_timed_runs_reach_the_minimum_sample_count_even_past_the_deadline():
-    """Issue 22 item 15: a slow loader's run continues past ``seconds`` until it has timed ``min_samples``."""
-    from course_lib.measure.regime_runs import timed
+def test_timed_runs_reach_the_minimum_sample_count_even_past_the_deadline(monkeypatch):
+    """Issue 22 item 15: a slow loader's run continues past ``seconds`` until it has timed ``min_samples``, for
+    up to 4x ``seconds`` (a fake clock: one second per item, so nothing here depends on this machine's speed)."""
+    import itertools
 
+    from course_lib.measure import regime_runs
+
+    clock = itertools.count()
+    monkeypatch.setattr(regime_runs.time, "perf_counter", lambda: float(next(clock)))
     batches = [{"y": np.zeros(8)} for _ in range(100)]
-    assert len(list(timed(batches, 0.0))) == 3                       # the first item, then 2 more
-    assert len(list(timed(batches, 0.0, min_samples=256))) == 1 + 32  # 32 batches of 8 after the first
-    assert len(list(timed(batches[:5], 0.0, min_samples=256))) == 5   # an epoch that ends first ends the run
+    assert len(list(regime_runs.timed(batches, 10.0))) == 1 + 11                      # past the deadline
+    assert len(list(regime_runs.timed(batches, 10.0, min_samples=256))) == 1 + 32      # 32 batches of 8
+    assert len(list(regime_runs.timed(batches, 10.0, min_samples=10_000))) == 1 + 41   # capped at 4x seconds
+    assert len(list(regime_runs.timed(batches[:5], 10.0, min_samples=256))) == 5       # the epoch ended first
 
 
 def test_fast_enough_sets_each_regime_against_the_step_demand_and_names_its_bound():
