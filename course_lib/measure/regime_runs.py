@@ -18,6 +18,12 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterable, Sequence
 
 from .process_memory import PeakPss
+
+# PSS is read at a run's start and end (workers still alive), and during it only every PSS_EVERY_S: reading
+# /proc/PID/smaps_rollup of a large process (a notebook kernel) in a sampling thread every 0.1 s slowed the
+# 2-worker JPEG rows by about a third (measured beside a no-op sampler), which peers timed in a small subprocess
+# did not pay: the 1.29x of torchdata over the course's own row (issue 22 item 16).
+PSS_EVERY_S = 1.0
 from .throughput import MIN_SAMPLES, ThroughputResult, count_samples_in, measure_throughput
 from .training_step import TrainingStep, data_wait
 
@@ -119,7 +125,7 @@ def measure_specs(specs: Sequence[LoaderSpec], worker_counts: Sequence[int], *, 
         spec, w = pairs[i]
         delivered = _Delivered(timed(loader, max_seconds, min_samples=MIN_SAMPLES))
         wall, main, children = time.perf_counter(), _cpu_s(resource.RUSAGE_SELF), _cpu_s(resource.RUSAGE_CHILDREN)
-        with PeakPss() as pss:
+        with PeakPss(interval_s=PSS_EVERY_S, children_every_s=PSS_EVERY_S) as pss:
             result = measure_throughput(delivered, bytes_per_sample=spec.bytes_per_sample,
                                         warmup=warmup, max_samples=caps.get(spec.regime), progress=False,
                                         label=spec.label(w))
