@@ -301,3 +301,20 @@ def test_records_panels_group_by_regime_and_cache_and_keep_the_worker_count():
     assert any(t.startswith("02: course: mmap") and t.endswith("2 workers") and len(t) <= 60 for t in ticks)
     with pytest.raises(ValueError, match="no results"):
         records_panels([])
+
+
+def test_frontier_panels_show_displacement_and_disk_neighbours_side_by_side():
+    """Issue 22 item 19: shuffle quality on the frontier is displacement and disk neighbours, both plotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from course_lib.course.plots_ch05 import frontier_panels
+
+    points = [{"label": "a", "displacement": 0.33, "neighbours": 0.75, "samples_per_s": 1e5},
+              {"label": "b", "displacement": 0.1, "neighbours": 0.0, "samples_per_s": 1e3}]
+    fig = frontier_panels(points)
+    left, right = fig.axes[:2]
+    assert [tuple(line.get_xdata()) for line in right.get_lines()] == [(0.75,), (0.0,)]
+    assert abs(left.get_lines()[0].get_xdata()[0] - 0.99) < 1e-9 and "neighbours" in right.get_xlabel()
+    with pytest.raises(ValueError, match="no shuffle"):
+        frontier_panels([])

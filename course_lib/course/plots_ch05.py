@@ -46,3 +46,26 @@ def records_panels(records: Iterable[dict[str, Any]], *, title: str = "Every cha
     fig.legend(handles, libraries, loc="outside right upper", fontsize=8, title="library")
     fig.suptitle(title)
     return fig
+
+
+def frontier_panels(points: Iterable[dict[str, Any]], *, title: str = "Shuffle quality against speed"):
+    """Two panels sharing the rate axis (samples/s, log): displacement relative to a uniform shuffle (1: as
+    far as uniform) and the share of disk neighbours arriving together (0: none); one marker per loader, the
+    legend outside the data."""
+    points = list(points)
+    if not points:
+        raise ValueError("no shuffle statistics to plot")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True, layout="constrained")
+    markers = "osD^v<>ph*"
+    for i, p in enumerate(points):
+        style = dict(marker=markers[i % len(markers)], color=plt.cm.tab10(i % 10), linestyle="", markersize=8)
+        left.plot(p["displacement"] * 3, p["samples_per_s"], label=p["label"], **style)
+        right.plot(p["neighbours"], p["samples_per_s"], **style)
+    left.set_yscale("log")
+    left.set_ylabel("samples/s (log scale)")
+    left.set_xlabel("displacement / uniform's (1 = moved as far as uniform)")
+    right.set_xlabel("disk neighbours arriving together (share of arrivals)")
+    right.xaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0))
+    fig.legend(loc="outside lower center", ncols=2, fontsize=8)
+    fig.suptitle(title)
+    return fig
