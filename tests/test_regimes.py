@@ -141,7 +141,7 @@ def test_installed_peers_are_measured_on_the_same_samples(images, tmp_path, libr
 
 def test_bench_gains_the_regime_and_peer_rows(small_data, tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert bench_main(["--data", str(small_data), "--out", str(out), "--repeat", "1", "--workers", "0",
+    assert bench_main(["--data-dir", str(small_data), "--out", str(out), "--repeat", "1", "--num-workers", "0",
                        "--batch-size", "16", "--no-progress", "--only", "", "--peers", "torchdata",
                        "--run-seconds", "0.05", "--image-samples", "64", "--image-shape", "3,16,16"]) == 0
     result = json.loads(out.read_text())
