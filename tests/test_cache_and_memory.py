@@ -101,7 +101,7 @@ def test_forked_shared_pages_count_once_in_pss():
 def test_versus_calls_overlapping_ranges_noise():
     from dataclasses import replace
 
-    base = measure_throughput([{"y": 1}, {"y": 2}], progress=False, warmup=0)
+    base = measure_throughput([{"y": 1}, {"y": 2}], progress=False, warmup=0, min_seconds=0, min_samples=1)
     fast = replace(base, samples=1, seconds=1.0, runs_samples_per_s=(9.0, 10.0, 12.0))
     slow = replace(base, samples=1, seconds=1.0, runs_samples_per_s=(5.0, 6.0, 8.0))
     close = replace(base, samples=1, seconds=1.0, runs_samples_per_s=(7.0, 9.5, 11.0))

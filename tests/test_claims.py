@@ -129,6 +129,35 @@ def test_ch04_torch_reseeds_numpys_global_generator_in_each_worker():
 # --- chapter 05: the training regime side by side ------------------------------------------------------------
 
 
+class _RunsOnLoad:
+    """A payload whose unpickling calls a function (``operator.add``): what a hostile member could do instead."""
+
+    def __reduce__(self):
+        import operator
+
+        return operator.add, (2, 3)
+
+
+def test_ch05_webdataset_default_decoders_unpickle_pkl_pickle_pyd_and_pth_but_leave_pt_alone():
+    """Chapter 05: "webdataset's default decoders unpickle `.pkl`, `.pickle` and `.pyd` members and pass `.pth`
+    to `torch.load` with `weights_only=False` (all four run code the file carries); `.pt` is left as bytes"."""
+    import io
+    import pickle
+
+    import torch
+    import webdataset as wds
+
+    assert installed("webdataset")
+    raw = pickle.dumps(_RunsOnLoad())
+    saved = io.BytesIO()
+    torch.save(_RunsOnLoad(), saved)
+    sample = {"__key__": "0", "a.pkl": raw, "a.pickle": raw, "a.pyd": raw, "a.pth": saved.getvalue(),
+              "a.pt": saved.getvalue()}
+    decoded = wds.autodecode.Decoder([])(sample)
+    assert [decoded[k] for k in ("a.pkl", "a.pickle", "a.pyd", "a.pth")] == [5, 5, 5, 5]   # code ran on load
+    assert decoded["a.pt"] == saved.getvalue()                                              # no handler: bytes
+
+
 # --- chapter 06: beyond one machine (torchrun, object storage, training frameworks) --------------------------
 
 def test_ch06_ddp_join_divides_by_the_initial_world_size_unless_told_not_to(tmp_path):

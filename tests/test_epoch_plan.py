@@ -38,8 +38,8 @@ def loader_order(plan: EpochPlan, workers: int, unit: int, resume: int = 0) -> l
 @given(sizes=shard_sizes, mode=st.sampled_from(SHUFFLE_MODES), workers=st.integers(0, 3),
        world=st.integers(1, 3), block=st.integers(1, 9), unit=st.integers(1, 7), window=st.integers(1, 4),
        seed=st.integers(0, 2**32 - 1), epoch=st.integers(0, 50), run=st.integers(1, 5))
-def test_every_sample_exactly_once_across_ranks_and_workers(sizes, mode, workers, world, block, unit, window, seed, epoch,
-                                                            run):
+def test_every_sample_exactly_once_across_ranks_and_workers(sizes, mode, workers, world, block, unit, window, seed,
+                                                            epoch, run):
     seen = []
     for rank in range(world):
         plan = EpochPlan(sizes, block_size=block, shuffle=mode, seed=seed, epoch=epoch, rank=rank,

@@ -25,7 +25,7 @@ def test_every_peer_library_has_its_package_named():
 
 
 @pytest.fixture(scope="module")
-def measured(tmp_path_factory) -> dict:
+def peer_results(tmp_path_factory) -> dict:
     """All installed peers measured once (one subprocess): ``run_peers``'s merged result."""
     root = tmp_path_factory.mktemp("peers")
     images = image_data(root / "data", progress=False, **TINY_IMAGES)
@@ -33,16 +33,16 @@ def measured(tmp_path_factory) -> dict:
 
 
 @pytest.mark.parametrize("library", PEER_LIBRARIES)
-def test_installed_peer_runs_and_reads_every_sample_once(measured, library):
+def test_installed_peer_runs_and_reads_every_sample_once(peer_results, library):
     require(PACKAGES[library], install="make setup (the peers extra: pip install -e '.[peers]')")
-    failed = {f["library"]: f["error"] for f in measured["failed"]}
+    failed = {f["library"]: f["error"] for f in peer_results["failed"]}
     assert library not in failed, f"{library} is installed but failed to run: {failed.get(library)}"
-    rows = [r for r in measured["rows"] if r["library"] == library]
+    rows = [r for r in peer_results["rows"] if r["library"] == library]
     assert rows and all(r["samples_per_s"] > 0 and r["data_wait"]["batches"] == 2 for r in rows), rows
-    orders = [o for o in measured["order"] if o["library"] == library]
+    orders = [o for o in peer_results["order"] if o["library"] == library]
     assert orders and all(o["samples"] == TINY_IMAGES["samples"] for o in orders), orders   # each sample, once
 
 
-def test_peers_never_measured_here_are_rows_with_their_reason(measured):
-    skipped = [f for f in measured["failed"] if f["library"] not in PEER_LIBRARIES]
+def test_peers_never_measured_here_are_rows_with_their_reason(peer_results):
+    skipped = [f for f in peer_results["failed"] if f["library"] not in PEER_LIBRARIES]
     assert [f["library"] for f in skipped] == ["Mosaic Streaming"] and "skipped:" in skipped[0]["error"]

@@ -205,3 +205,15 @@ def test_load_all_and_per_sample_files(small_data, tmp_path):
     np.testing.assert_array_equal(files[5]["x"], everything[5]["x"])
     with pytest.raises(FileNotFoundError, match="no sample_"):
         PerSampleFileDataset(tmp_path)
+
+
+def test_a_run_below_the_minimum_duration_or_sample_count_is_flagged_and_not_compared():
+    """Issue 22 item 15: a run of a few ms or a few hundred samples is flagged and `versus` concludes nothing."""
+    batches = [{"x": np.zeros((8, 4), np.uint8), "y": np.arange(8)} for _ in range(20)]
+    short = measure_throughput(batches, warmup=1, progress=False, repeat=3)
+    assert short.samples == 19 * 8 and short.too_short and short.as_dict()["too_short"]
+    assert short.versus(short) == "too short to compare" and "too short" in str(short)
+    long_enough = measure_throughput(batches, warmup=1, progress=False, min_seconds=0.0, min_samples=152)
+    assert not long_enough.too_short
+    assert long_enough.versus(long_enough) == "within noise"
+    assert ThroughputResult.from_dict(short.as_dict()).too_short

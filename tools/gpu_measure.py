@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader
 from course_lib import MmapShardDataset, measure_throughput
 from course_lib.loaders.device_transfer import DeviceLoader, default_device
 from course_lib.loaders.image_pipeline import ImageShardDataset
-from course_lib.measure.regimes import course_specs, image_data, measure_specs
+from course_lib.measure.regime_runs import measure_specs
+from course_lib.measure.regimes import course_specs, image_data
 from course_lib.measure.training_step import TrainingStep, data_wait
 
 WORKERS = tuple(int(w) for w in os.environ.get("GPU_WORKERS", "0,1,2,4,8,16").split(","))

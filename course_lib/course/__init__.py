@@ -11,9 +11,11 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, table("""
     plots: data_wait_bars epoch_start_bars image_grid memory_bars memory_growth_plot plot_plan plot_records
     plots: regime_bars shuffle_buffer_plot shuffle_frontier throughput_bars workers_scaling
     resume_run: resumable_loader resume_in_fresh_process
-    regime_tables: beside_reference feed_table goals_markdown regime_table transfer_beside
-    reference_machine: reference_figures worker_scaling
+    regime_tables: beside_reference feed_table regime_table transfer_beside clean_feed_rows
+    reference_machine: reference_figures worker_scaling H100
     scaling_tables: scaling_table timing_table
     plots_ch07: warm_cold_bars
     plots_ch02: memory_stages
+    regime_report: fast_enough goal_report
+    plots_ch05: records_panels frontier_panels
 """))

@@ -35,7 +35,8 @@ from ..loaders.webdataset_pipeline import make_block_webdataset, make_webdataset
 from ..measure.cold_cache import cold_runs
 from ..measure.page_cache import memcpy_mb_per_s, page_cache_mb_per_s
 from ..measure.peer_runner import PEER_LIBRARIES, run_peers
-from ..measure.regimes import course_specs, image_data, measure_specs, regime_goals
+from ..measure.regime_runs import measure_specs
+from ..measure.regimes import course_specs, image_data, regime_goals
 from ..measure.shuffle_frontier import measure_shuffle_frontier
 from ..measure.throughput import measure_throughput
 from ..measure.training_step import TrainingStep

@@ -7,30 +7,31 @@ from .tables import Table
 
 
 def regime_table(rows: Iterable[dict[str, Any]], title: str = "Measured side by side on this machine") -> Table:
-    """One line per (loader, workers): median samples/s with min-max of the repeats, MB/s, start-up, CPU cores
-    busy (this process + its workers, per second of the run) and CPU ms per delivered sample, peak PSS growth
-    (anonymous / file-backed / shared memory, workers included) and the data-wait share."""
+    """One line per (loader, workers), 8 columns: median samples/s with min-max of the repeats (flagged when a run
+    was below ``measure_throughput``'s minimum duration or sample count), CPU cores busy (this process + its
+    workers, per second of the run), CPU ms per delivered sample, peak PSS growth (anonymous / file-backed /
+    shared memory, workers included) and the data-wait share. MB/s and start-up stay in the rows (the record)."""
     out = []
     for r in rows:
         if "error" in r:
-            out.append((r.get("regime", "-"), r["library"], r.get("loader", "-"), "-", "not measured", "", "", "",
-                        "", "", "", r["error"]))
+            out.append((r.get("regime", "-"), f"{r['library']}: {r.get('loader', '-')}", "-", "not measured", "", "",
+                        "", r["error"]))
             continue
         wait = r.get("data_wait")
         cores, ms = r.get("cpu_cores"), r.get("cpu_ms_per_sample")
-        out.append((r["regime"], r["library"], r["loader"], r["num_workers"], f"{r['samples_per_s']:,.0f}",
-                    f"{r['min']:,.0f}-{r['max']:,.0f}", f"{r['mb_per_s']:,.1f}", f"{r['start_s']:.2f}",
+        short = " (too short)" if r.get("too_short") else ""
+        out.append((r["regime"], f"{r['library']}: {r['loader']}", r["num_workers"],
+                    f"{r['samples_per_s']:,.0f} ({r['min']:,.0f}-{r['max']:,.0f}){short}",
                     "-" if cores is None else f"{cores:.2f}", "-" if ms is None else f"{ms:.3g}",
                     f"{r['pss_anon_mb']:+,.0f} / {r['pss_file_mb']:+,.0f} / {r['pss_shmem_mb']:+,.0f}",
                     "" if wait is None else f"{wait['fraction']:.0%}"))
-    return Table(out, ["regime", "library", "loader", "workers", "samples/s", "min-max", "MB/s", "start s",
-                       "CPU cores busy", "CPU ms/sample", "PSS MB anon/file/shm", "data wait (or why not measured)"],
-                 title)
+    return Table(out, ["regime", "loader", "workers", "samples/s (min-max)", "CPU cores busy", "CPU ms/sample",
+                       "PSS MB anon/file/shm", "data wait (or why not measured)"], title)
 
 
 def goals_markdown(goals: dict[str, Any]) -> str:
-    """Each goal of :func:`~course_lib.measure.regimes.regime_goals`' report as a Markdown line: the measured
-    value against its target, met or not met, and what bounds it where it is not met."""
+    """Each goal of a :func:`~course_lib.course.regime_report.goal_report` list (``goals["report"]``) as a
+    Markdown line: the measured value against its bar, and what bounds it where it is below."""
     lines = []
     for g in goals["report"]:
         measured = "not measured" if g["measured"] is None else f"{g['measured']:.2f}x"
@@ -72,20 +73,24 @@ def beside_reference(reference_rows: Iterable[dict[str, Any]], here_rows: Iterab
                        "this machine: samples/s (min-max)", "x its 0 workers"], title)
 
 
+def clean_feed_rows(reference: dict[str, Any]) -> list[dict[str, Any]]:
+    """The reference run's GPU feed rows whose warm-up covered every worker's first batch: rows with more workers
+    than warm-up batches counted worker start-up as waiting, so they are left out (not shown, not quoted)."""
+    warmup = reference["machine"]["feed_warmup"]
+    return [r for r in reference["feed"] if r["num_workers"] <= warmup]
+
+
 def feed_table(reference: dict[str, Any], title: str) -> Table:
-    """The reference run's GPU feed rows: step time, the rate that step asks for, what was trained, wait share,
-    and whether the warm-up covered every worker's first batch (if not, start-up counted as waiting)."""
-    machine = reference["machine"]
-    batch, warmup = machine["feed_batch_size"], machine["feed_warmup"]
+    """The reference run's clean GPU feed rows (:func:`clean_feed_rows`): step time, the rate that step asks for,
+    what was trained and the wait share."""
+    batch = reference["machine"]["feed_batch_size"]
     out = []
-    for r in reference["feed"]:
+    for r in clean_feed_rows(reference):
         demand = batch / (r["step_ms"] / 1000)
         out.append((r["loader"], r["num_workers"], r["step"], f"{r['step_ms']:.2f}", f"{demand:,.0f}",
-                    f"{r['samples_per_s']:,.0f}", f"{r['wait_fraction']:.0%}",
-                    "yes" if warmup >= r["num_workers"] else f"no: {r['num_workers'] - warmup} workers' start-up "
-                                                           "counted as waiting"))
+                    f"{r['samples_per_s']:,.0f}", f"{r['wait_fraction']:.0%}"))
     return Table(out, ["loader", "workers", "step", "step ms", "step asks samples/s", "trained samples/s",
-                       "waiting for data", f"warm-up ({warmup} batches) covered every worker"], title)
+                       "waiting for data"], title)
 
 
 def transfer_beside(reference: dict[str, Any], here: Iterable[Any], *, batch_size: int, title: str) -> Table:

@@ -62,8 +62,9 @@ def _stats(values: tuple[float, ...], channels: int) -> torch.Tensor:
 class TrainTransform:
     """Per-sample train transform: ``(C, size, size)`` float32, normalized, from a PIL image or uint8 array.
 
-    Order as in torchvision's classic recipe, with torch ops: to float in [0, 1], random resized crop
-    (bilinear, antialiased), horizontal flip with probability ``flip_p``, normalize with ``mean``/``std``.
+    Order as in torchvision's classic recipe (``RandomResizedCrop``, flip, ``ToTensor``, ``Normalize``), with torch
+    ops: the crop box is cut from the uint8 image first, only the crop is converted to float in [0, 1], then
+    resized (bilinear, antialiased), flipped with probability ``flip_p`` and normalized with ``mean``/``std``.
     ``generator`` (a ``torch.Generator``) makes the draws reproducible; without it torch's global RNG is
     used (reseeded per DataLoader worker by torch). Picklable: safe for any worker start method.
     """
@@ -76,13 +77,13 @@ class TrainTransform:
         self.mean, self.std = tuple(mean), tuple(std)
 
     def __call__(self, image, generator: torch.Generator | None = None) -> torch.Tensor:
-        x = to_chw_tensor(image).float().div_(255)
+        pixels = to_chw_tensor(image)
 
         def uniform() -> float:
             return float(torch.rand((), generator=generator))
 
-        top, left, h, w = crop_box(x.shape[1], x.shape[2], uniform, self.scale, self.ratio)
-        crop = x[None, :, top:top + h, left:left + w]
+        top, left, h, w = crop_box(pixels.shape[1], pixels.shape[2], uniform, self.scale, self.ratio)
+        crop = pixels[None, :, top:top + h, left:left + w].float().div_(255)  # crop first: float of the crop only
         x = F.interpolate(crop, size=(self.size, self.size), mode="bilinear", align_corners=False,
                           antialias=True)[0]
         if uniform() < self.flip_p:

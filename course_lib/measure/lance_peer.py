@@ -29,7 +29,7 @@ from torch.utils.data import IterableDataset
 
 from ..loaders.keyed_random import keyed_rng
 from ..loaders.shard_index import index_shards
-from .regimes import LoaderSpec
+from .regime_runs import LoaderSpec
 
 COLUMNS = ["x", "y", "idx"]
 

@@ -38,8 +38,8 @@ def evict(paths: Iterable[Path]) -> int:
 
     The next read then goes to the block device, as after a fresh boot of this OS (on a virtual machine the
     host may still cache those blocks: "cold" means cold for this kernel). Advisory: pages mapped by a live
-    process stay (:func:`resident_fraction` tells). Dirty pages (a file just written, e.g. by data_gen, which does not fsync each shard) cannot be
-    dropped, so each file is flushed first. Returns the number of files advised.
+    process stay (:func:`resident_fraction` tells). Dirty pages (a file just written, e.g. by data_gen, which
+    does not fsync each shard) cannot be dropped, so each file is flushed first. Returns the number of files advised.
     """
     count = 0
     for path in paths:

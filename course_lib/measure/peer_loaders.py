@@ -19,11 +19,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ..loaders.image_pipeline import ImageShardDataset, image_shards, read_image_shard
+from ..loaders.image_pipeline import image_shards, read_image_shard
 from ..loaders.image_transforms import TrainTransform
-from ..loaders.mmap_shards import MmapShardDataset
 from ..loaders.shard_index import index_shards
-from .regimes import LoaderSpec, jpeg_bytes_per_sample
+from .peer_torchdata import SAME_PROCESS, torchdata_specs  # noqa: F401 (SAME_PROCESS: for callers)
+from .regime_runs import LoaderSpec
+from .regimes import jpeg_bytes_per_sample
 
 SHUFFLE_BUFFER = 1000
 
@@ -243,34 +244,6 @@ class _HFIterable:
 
     def order(self) -> DataLoader:
         return DataLoader(self.dataset(["idx"]), batch_size=self.batch_size)
-
-
-# --- torchdata ----------------------------------------------------------------------------------------------
-
-def torchdata_specs(image_dir: Path, peers_dir: Path, *, batch_size: int, crop_size: int, seed: int = 0,
-                    timings: dict[str, float]) -> list[LoaderSpec]:
-    """torchdata's StatefulDataLoader (resumable) over the course's own datasets: what resumability costs."""
-    from torchdata.stateful_dataloader import StatefulDataLoader  # noqa: F401  (fail here if missing)
-
-    raw = _Stateful(MmapShardDataset, image_dir, shuffle="block", batch_size=batch_size, seed=seed)
-    jpeg = _Stateful(ImageShardDataset, image_dir, batch_size=batch_size, size=crop_size, seed=seed)
-    return [LoaderSpec("StatefulDataLoader over MmapShardDataset", "torchdata", "raw", raw,
-                       index_shards(image_dir).bytes_per_sample, raw.dataset, wraps_course=True),
-            LoaderSpec("StatefulDataLoader over ImageShardDataset", "torchdata", "JPEG", jpeg,
-                       jpeg_bytes_per_sample(image_dir), wraps_course=True)]
-
-
-class _Stateful:
-    def __init__(self, cls, *args: Any, **kwargs: Any):
-        self.cls, self.args, self.kwargs = cls, args, kwargs
-
-    def dataset(self):
-        return self.cls(*self.args, **self.kwargs)
-
-    def __call__(self, num_workers: int):
-        from torchdata.stateful_dataloader import StatefulDataLoader
-
-        return StatefulDataLoader(self.dataset(), batch_size=None, num_workers=num_workers)
 
 
 # --- stock webdataset ---------------------------------------------------------------------------------------

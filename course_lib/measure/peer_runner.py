@@ -124,7 +124,8 @@ def run_peers(image_dir: str | Path, peers_dir: str | Path, *, libraries: Sequen
 def _measure(args: dict[str, Any]) -> dict[str, Any]:
     """Inside the subprocess: build the peer's loaders (converting once), then measure them."""
     from .peer_loaders import PEERS
-    from .regimes import measure_specs, order_quality
+    from .regime_runs import measure_specs
+    from .regimes import order_quality
     from .training_step import TrainingStep
 
     library = args["library"]

@@ -36,3 +36,15 @@ def shuffle_quality(order: np.ndarray) -> dict[str, float]:
         "correlation": float(np.corrcoef(position, order)[0, 1]),
         "neighbours": float((np.abs(np.diff(order)) == 1).mean()),
     }
+
+
+def classes_per_batch(order: np.ndarray, *, classes: int, batch_size: int) -> float:
+    """Mean number of distinct labels per batch if the source was written sorted by class (``classes`` equal runs,
+    as arrays converted in row order from a class-sorted source are): what a loader's order mixes into a batch.
+    A uniform shuffle gives nearly ``min(classes, batch_size)``; no shuffle gives 1 or 2."""
+    order = np.asarray(order, dtype=np.int64)
+    if classes < 1 or batch_size < 1:
+        raise ValueError(f"classes and batch_size must be >= 1, got {classes} and {batch_size}")
+    labels = order * classes // max(len(order), 1)
+    batches = [labels[i:i + batch_size] for i in range(0, len(labels), batch_size)]
+    return float(np.mean([len(np.unique(b)) for b in batches])) if batches else 0.0

@@ -1,20 +1,25 @@
 """``measure_throughput``: samples/s and MB/s of any iterable of samples or batches, honestly timed."""
 from __future__ import annotations
 
-import ctypes
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
-import torch
 from tqdm import tqdm
 
 from .memory import PeakMemory
 from .page_cache import resident_fraction
+from .sample_counting import (  # their old home: imported from here too
+    _is_single_sample,
+    count_samples_in,
+    nbytes_of,
+    touch_pages,
+)
 
 SEED_BAR = 500.0  # samples/s: the seed chapter's "fast enough" bar
+MIN_SECONDS = 0.05  # a timed run shorter than this is flagged `too_short`: timer and scheduler noise dominate
+MIN_SAMPLES = 256  # ... and so is one that timed fewer samples
 
 
 @dataclass
@@ -38,6 +43,13 @@ class ThroughputResult:
     resident_before: float = float("nan")
     runs_samples_per_s: tuple[float, ...] = ()
     runs_resident_before: tuple[float, ...] = ()
+    min_seconds: float = MIN_SECONDS
+    min_samples: int = MIN_SAMPLES
+
+    @property
+    def too_short(self) -> bool:
+        """Whether the timed run is below the minimum duration or sample count: report it, conclude nothing."""
+        return self.seconds < self.min_seconds or self.samples < self.min_samples
 
     @property
     def cache(self) -> str:
@@ -84,7 +96,10 @@ class ThroughputResult:
 
     def versus(self, other: "ThroughputResult") -> str:
         """``faster``, ``slower`` or ``within noise``: faster only when this result's slowest run beat the
-        other's fastest (the min-max ranges of the repeated runs do not overlap)."""
+        other's fastest (the min-max ranges of the repeated runs do not overlap); ``too short to compare`` when
+        either run is below its minimum duration or sample count (:attr:`too_short`)."""
+        if self.too_short or other.too_short:
+            return "too short to compare"
         if self.spread[0] > other.spread[1]:
             return "faster"
         if self.spread[1] < other.spread[0]:
@@ -96,12 +111,14 @@ class ThroughputResult:
         return {**asdict(self), "samples_per_s": self.samples_per_s, "mb_per_s": self.mb_per_s, "cache": self.cache,
                 "samples_per_s_min": self.spread[0], "samples_per_s_max": self.spread[1],
                 "anon_growth_mb": self.anon_growth_mb, "file_growth_mb": self.file_growth_mb,
+                "too_short": self.too_short,
                 "seed_bar_samples_per_s": SEED_BAR, "clears_seed_bar": self.clears()}
 
     def __str__(self) -> str:
         runs = self.runs_samples_per_s
         spread = (f" (median of {len(runs)}, {self.spread[0]:,.0f}-{self.spread[1]:,.0f})" if len(runs) > 1 else "")
-        return (f"{self.label} [{self.cache}]: {self.samples:,} samples in {self.seconds:.3f} s = "
+        short = " (too short to conclude from)" if self.too_short else ""
+        return (f"{self.label} [{self.cache}]{short}: {self.samples:,} samples in {self.seconds:.3f} s = "
                 f"{self.samples_per_s:,.0f} samples/s{spread}, {self.mb_per_s:,.1f} MB/s; memory "
                 f"+{self.anon_growth_mb:,.0f} MB anonymous, +{self.file_growth_mb:,.0f} MB file-backed")
 
@@ -139,102 +156,11 @@ def clears_seed_bar(row: dict[str, Any]) -> bool:
     return row["samples_per_s"] >= row.get("seed_bar_samples_per_s", SEED_BAR)
 
 
-def _label_of(item: Any) -> Any:
-    """The part of an item that says how many samples it holds."""
-    if isinstance(item, dict):
-        for key in ("y", "idx", "cls", "label"):
-            if key in item:
-                return item[key]
-        raise TypeError(f"cannot count samples in a dict with keys {sorted(item)}: add 'y' or 'idx'")
-    if isinstance(item, (tuple, list)):
-        return item[-1]
-    if isinstance(item, np.void):
-        return 0
-    if isinstance(item, np.ndarray) and item.dtype.names:
-        return item
-    raise TypeError(f"cannot count samples in {type(item).__name__}: yield dicts, tuples or record arrays")
-
-
-def count_samples_in(item: Any) -> int:
-    """Samples in one item: a batch counts by its leading dimension, a single sample counts 1.
-
-    The label decides: ``item["y"]`` (or ``idx``) for dicts, the last element for tuples; a 0-d label
-    or a Python number means one sample, a 1-d label means a batch of ``len(label)``.
-    """
-    label = _label_of(item)
-    shape = getattr(label, "shape", None)
-    if shape is None:
-        return 1 if isinstance(label, (int, float, str, bytes)) else len(label)
-    return 1 if len(shape) == 0 else int(shape[0])
-
-
-def _is_single_sample(item: Any) -> bool:
-    label = _label_of(item)
-    return getattr(label, "ndim", 0) == 0 and not isinstance(label, (list, tuple))
-
-
-def nbytes_of(item: Any) -> int:
-    """Bytes of array data in one item (tensors and arrays, nested in dicts/tuples)."""
-    if isinstance(item, torch.Tensor):
-        return item.numel() * item.element_size()
-    if isinstance(item, (np.ndarray, np.void)):
-        return item.nbytes
-    if isinstance(item, dict):
-        return sum(nbytes_of(v) for v in item.values())
-    if isinstance(item, (tuple, list)):
-        return sum(nbytes_of(v) for v in item)
-    if isinstance(item, (bytes, bytearray)):
-        return len(item)
-    return 0
-
-
-PAGE = 4096
-SMALL_TENSOR_PAGES = 16  # up to this many pages a tensor's bytes are read by address, not through .numpy()
-_byte_at = ctypes.c_ubyte.from_address
-
-
-def touch_pages(item: Any) -> int:
-    """Read one byte per 4 KiB page of every contiguous array in ``item``; returns their sum.
-
-    A memory-map view (``data[i]`` of an ``np.load(mmap_mode="r")`` array) costs nothing until its bytes
-    are read, so a loop that never looks at the data would time nothing. Touching one byte per page
-    makes the OS really fetch the data. The harness's own cost should not depend on the array type:
-    ``tensor.numpy()`` alone can cost more than reading a small sample's few pages, so small CPU
-    tensors are read at their data pointer instead (and any dtype, bfloat16 or requiring grad, works).
-    """
-    kind = type(item)
-    values = item.values() if kind is dict else item if kind is tuple or kind is list else (item,)
-    total = 0
-    for value in values:
-        kind = type(value)
-        if kind is int or kind is float or kind is str:
-            continue
-        if kind is dict or kind is tuple or kind is list:
-            total += touch_pages(value)
-            continue
-        if kind is torch.Tensor:
-            if not value.is_cpu or not value.is_contiguous():
-                continue
-            nbytes = value.nbytes
-            if nbytes <= SMALL_TENSOR_PAGES * PAGE:
-                address = value.data_ptr()
-                for offset in range(0, nbytes, PAGE):
-                    total += _byte_at(address + offset).value
-                continue
-            value = value.detach().reshape(-1).view(torch.uint8).numpy()
-        elif isinstance(value, np.ndarray):
-            if not value.flags.c_contiguous:
-                continue
-        elif kind is not np.void:
-            continue
-        total += sum(memoryview(value).cast("B")[::PAGE])
-    return total
-
-
 def measure_throughput(iterable: Iterable[Any], *, bytes_per_sample: float | None = None, warmup: int = 1,
                        max_samples: int | None = None, progress: bool = True, label: str = "loader",
                        total: int | None = None, touch: bool = True, repeat: int = 1,
-                       files: Iterable[Path] | None = None) -> ThroughputResult:
+                       files: Iterable[Path] | None = None, min_seconds: float = MIN_SECONDS,
+                       min_samples: int = MIN_SAMPLES) -> ThroughputResult:
     """Iterate ``iterable``, skip ``warmup`` items, then time the rest with ``time.perf_counter``.
 
     Counts samples per item (batches by their leading dimension), stops after ``max_samples`` measured
@@ -242,8 +168,9 @@ def measure_throughput(iterable: Iterable[Any], *, bytes_per_sample: float | Non
     ``bytes_per_sample`` defaults to the array bytes of the first item divided by its sample count.
     With ``touch`` (default) one byte per page of each item is read, so lazy memory-map views count
     as read (see :func:`touch_pages`). ``repeat`` iterates it that many times (like epochs) and returns the
-    median run, with every run's rate (``runs_samples_per_s``, ``spread``). Before each run the share of
-    ``files`` (default: what :func:`data_files` finds) in the page cache is measured: ``result.cache``.
+    median run, with every run's rate (``runs_samples_per_s``, ``spread``). A median run shorter than
+    ``min_seconds`` or with fewer than ``min_samples`` timed samples is flagged ``too_short``. Before each run the
+    share of ``files`` (default: what :func:`data_files` finds) in the page cache is measured: ``result.cache``.
     """
     check_repeat = int(repeat)
     if check_repeat < 1:
@@ -257,7 +184,8 @@ def measure_throughput(iterable: Iterable[Any], *, bytes_per_sample: float | Non
         runs.append(replace(run, resident_before=resident))
     median = sorted(runs, key=lambda r: r.samples_per_s)[(len(runs) - 1) // 2]
     return replace(median, runs_samples_per_s=tuple(r.samples_per_s for r in runs),
-                   runs_resident_before=tuple(r.resident_before for r in runs))
+                   runs_resident_before=tuple(r.resident_before for r in runs), min_seconds=float(min_seconds),
+                   min_samples=int(min_samples))
 
 
 def _measure_once(iterable: Iterable[Any], *, bytes_per_sample: float | None, warmup: int,

@@ -1,8 +1,9 @@
 """Does the loader keep up with training? A fixed training step consumes batches; time spent waiting for the
 next batch is the loader's fault, and its share of the step time is the number a learner acts on.
 
-Two steps: ``"busy"`` spins the main thread for ``step_ms`` (standing in for an accelerator step: CUDA's
-default synchronisation also spins a host core), ``"cnn"`` runs a small CNN forward/backward and SGD update on
+Three steps: ``"busy"`` spins the main thread for ``step_ms`` (standing in for an accelerator step: CUDA's
+default synchronisation also spins a host core), ``"sleep"`` blocks it for ``step_ms`` (an accelerator step whose
+host thread leaves its core to the workers), ``"cnn"`` runs a small CNN forward/backward and SGD update on
 the batch's device (on a CPU, real work that competes with the DataLoader workers for the same cores).
 """
 from __future__ import annotations
@@ -37,12 +38,13 @@ def _images_and_labels(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class TrainingStep:
-    """A fixed unit of training work per batch: ``"busy"`` (spin ``step_ms``) or ``"cnn"`` (forward/backward)."""
+    """A fixed unit of training work per batch: ``"busy"`` (spin ``step_ms``), ``"sleep"`` (block ``step_ms``, the
+    core left free) or ``"cnn"`` (forward/backward)."""
 
     def __init__(self, kind: str = "busy", step_ms: float = 20.0, *, classes: int = 10, seed: int = 0):
-        if kind not in ("busy", "cnn"):
-            raise ValueError(f"kind must be 'busy' or 'cnn', got {kind!r}")
-        if kind == "busy" and step_ms <= 0:
+        if kind not in ("busy", "sleep", "cnn"):
+            raise ValueError(f"kind must be 'busy', 'sleep' or 'cnn', got {kind!r}")
+        if kind != "cnn" and step_ms <= 0:
             raise ValueError(f"step_ms must be > 0, got {step_ms}")
         self.kind, self.step_ms, self.classes, self.seed = kind, float(step_ms), classes, seed
         self.model: nn.Module | None = None
@@ -53,6 +55,9 @@ class TrainingStep:
             end = time.perf_counter() + self.step_ms / 1000
             while time.perf_counter() < end:
                 pass
+            return
+        if self.kind == "sleep":
+            time.sleep(self.step_ms / 1000)
             return
         x, y = _images_and_labels(batch)
         if self.model is None:
@@ -67,7 +72,7 @@ class TrainingStep:
             torch.cuda.synchronize(x.device)  # the step's time is the GPU's, not the kernel launches'
 
     def __repr__(self) -> str:
-        return f"TrainingStep({self.kind!r}" + (f", step_ms={self.step_ms:g})" if self.kind == "busy" else ")")
+        return f"TrainingStep({self.kind!r}" + (f", step_ms={self.step_ms:g})" if self.kind != "cnn" else ")")
 
 
 @dataclass
