@@ -98,10 +98,10 @@ def test_a_worker_forked_under_the_dispatcher_finds_it_on_the_inherited_stack(sm
 
 
 def test_rank_loader_resumes_exactly_where_its_state_stopped(small_data):
-    def rank_loader():
+    def make_rank_loader():
         return RankLoader(MmapShardDataset(small_data, batch_size=BATCH, seed=3), num_workers=0)
 
-    first = rank_loader()
+    first = make_rank_loader()
     first.set_epoch(1)
     seen = []
     for n, batch in enumerate(first, 1):
@@ -110,18 +110,18 @@ def test_rank_loader_resumes_exactly_where_its_state_stopped(small_data):
             break
     state = pickle.loads(pickle.dumps(first.state_dict()))
     assert state["world_size"] == 1 and state["ranks"][0]["samples_seen"] == 5 * BATCH
-    second = rank_loader()
+    second = make_rank_loader()
     second.load_state_dict(state)
     second.set_epoch(1)                                   # the loaded epoch continues
     seen += [i for b in second for i in b["idx"].tolist()]
     assert sorted(seen) == list(range(103))
-    whole = rank_loader()
+    whole = make_rank_loader()
     whole.set_epoch(1)
     assert seen == [i for b in whole for i in b["idx"].tolist()]     # the same order as an unbroken epoch
     second.set_epoch(2)                                   # the next epoch starts from its beginning
     assert sum(batch_samples(b) for b in second) == 103
     with pytest.raises(ValueError, match="2 processes, this run has 1"):
-        rank_loader().load_state_dict({**state, "world_size": 2})
+        make_rank_loader().load_state_dict({**state, "world_size": 2})
 
 
 def test_rank_loader_moves_every_tensor_and_counts_samples():
