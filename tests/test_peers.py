@@ -14,7 +14,8 @@ from course_lib.measure.regimes import image_data
 from conftest import require
 
 TINY_IMAGES = dict(samples=64, shard_size=16, shape=(3, 16, 16))
-PACKAGES = {"litdata": "litdata", "HF datasets": "datasets", "torchdata": "torchdata", "webdataset": "webdataset"}
+PACKAGES = {"litdata": "litdata", "HF datasets": "datasets", "torchdata": "torchdata", "webdataset": "webdataset",
+            "lance": "lance"}
 pytestmark = pytest.mark.timeout(900)   # one subprocess: its start-up plus up to SMALL_RUN's timeout per peer
 SMALL_RUN = dict(worker_counts=[0], repeats=1, max_seconds=0.05, batch_size=16, crop_size=8, wait_workers=[0],
                  wait_batches=2, timeout=120.0)

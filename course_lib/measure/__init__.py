@@ -24,4 +24,5 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, table("""
     fresh_block_order: block_order_fingerprints block_order_fingerprints_in_fresh_process
     regime_runs: best row_result measure_specs LoaderSpec
     peer_torchdata: SAME_PROCESS
+    lance_peer: lance_epoch_orders epoch_seed
 """))

@@ -143,3 +143,46 @@ def _shaped(batch: Any, shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
     if "x" in batch:
         batch = {**batch, "x": batch["x"].reshape(-1, *shape)}
     return batch
+
+
+def lance_epoch_orders(image_dir: str | Path, peers_dir: str | Path, *, batch_size: int = 64,
+                       seed: int = 0) -> dict[str, bool]:
+    """Lance's batch-order shuffle over two epochs, in a spawned process (Lance's threads must not meet ``fork``).
+
+    ``repeats_with_set_epoch``: epochs 0 and 1 give the same order although ``set_epoch`` was called;
+    ``reseeds_python_random``: it reseeded Python's global ``random``; ``differs_with_epoch_seed``: a sampler per
+    epoch seeded by :func:`epoch_seed` gives each epoch its own order (the fix), each an order of every sample.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_epoch_orders, str(image_dir), str(peers_dir), batch_size, seed).result(timeout=300)
+
+
+def _epoch_orders(image_dir: str, peers_dir: str, batch_size: int, seed: int) -> dict[str, bool]:
+    import random
+
+    from lance.sampler import ShardedBatchSampler
+
+    uri = write_lance(Path(image_dir), Path(peers_dir) / "lance-raw.lance")
+    scan = _Scan(uri, batch_size, index_shards(image_dir).sample_shape, seed, shuffled=True)
+
+    def order(sampler) -> list[int]:
+        from lance.torch.data import LanceDataset
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.cat([b["idx"] for b in LanceDataset(str(scan.uri), batch_size=batch_size, columns=["idx", "y"],
+                                                             sampler=sampler, auto_detect_rank=False)]).tolist()
+
+    samplers = [ShardedBatchSampler(0, 1, randomize=True, seed=seed) for _ in range(2)]
+    samplers[1].set_epoch(1)
+    random.seed(12345)
+    expected = random.random()
+    random.seed(12345)
+    plain = [order(s) for s in samplers]
+    reseeded = random.random() != expected
+    fixed = [order(ShardedBatchSampler(0, 1, randomize=True, seed=epoch_seed(seed, e))) for e in (0, 1)]
+    return {"repeats_with_set_epoch": plain[0] == plain[1], "reseeds_python_random": reseeded,
+            "differs_with_epoch_seed": fixed[0] != fixed[1] and sorted(fixed[0]) == sorted(fixed[1])}

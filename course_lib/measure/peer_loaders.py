@@ -23,6 +23,7 @@ from ..loaders.image_pipeline import image_shards, read_image_shard
 from ..loaders.image_transforms import TrainTransform
 from ..loaders.shard_index import index_shards
 from .peer_torchdata import SAME_PROCESS, torchdata_specs  # noqa: F401 (SAME_PROCESS: for callers)
+from .lance_peer import lance_specs
 from .regime_runs import LoaderSpec
 from .regimes import jpeg_bytes_per_sample
 
@@ -286,4 +287,4 @@ def _idx_dict(row: tuple) -> dict[str, int]:
 
 
 PEERS = {"litdata": litdata_specs, "HF datasets": hf_specs, "torchdata": torchdata_specs,
-         "webdataset": webdataset_specs}
+         "webdataset": webdataset_specs, "lance": lance_specs}

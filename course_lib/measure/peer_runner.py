@@ -25,7 +25,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
-PEER_LIBRARIES = ("litdata", "HF datasets", "torchdata", "webdataset")
+PEER_LIBRARIES = ("litdata", "HF datasets", "torchdata", "webdataset", "lance")
 MOSAIC_REASON = ("mosaicml-streaming 0.13 cannot be installed beside torch 2.13 CPU: it needs numpy<2.2 and "
                  "transformers<5 and imports torchvision at import time (which fails beside this torch)")
 
