@@ -22,8 +22,8 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from ..loaders.image_pipeline import image_shards, read_image_shard
 from ..loaders.image_transforms import TrainTransform
 from ..loaders.shard_index import index_shards
-from .peer_torchdata import SAME_PROCESS, torchdata_specs  # noqa: F401 (SAME_PROCESS: for callers)
 from .lance_peer import lance_specs
+from .peer_torchdata import SAME_PROCESS, torchdata_specs  # noqa: F401 (SAME_PROCESS: for callers)
 from .regime_runs import LoaderSpec
 from .regimes import jpeg_bytes_per_sample
 
