@@ -71,9 +71,9 @@ FIGURES = {
     "plot_records (none yet)": lambda: plots.plot_records([]),
     "regime_bars": lambda: plots.regime_bars(regime_rows(), page_cache_mb_s=6_500.0,
                                              bytes_per_sample={"raw": 12_304, "JPEG": 3_100}),
-    "workers_scaling": lambda: plots.workers_scaling(regime_rows()).figure,
+    "plot_worker_scaling": lambda: plots.plot_worker_scaling(regime_rows()).figure,
     "data_wait_bars": lambda: plots.data_wait_bars(regime_rows()).figure,
-    "shuffle_frontier": lambda: plots.shuffle_frontier(
+    "plot_shuffle_frontier": lambda: plots.plot_shuffle_frontier(
         [{"label": f"{setting}, batched 256", "library": "course", "samples_per_s": rate, "displacement": d}
          for setting, rate, d in (("no shuffle", 2.3e6, 0.0), ("block shuffle (block 64)", 1.4e6, 0.31),
                                   ("sample (full permutation)", 6.1e4, 0.333), ("shuffle buffer 1000", 9.8e3, 0.12),

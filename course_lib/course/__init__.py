@@ -9,7 +9,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, table("""
     tables: Table results_table
     prose: say cite SOURCED
     plots: data_wait_bars epoch_start_bars image_grid memory_bars memory_growth_plot plot_plan plot_records
-    plots: regime_bars shuffle_buffer_plot shuffle_frontier throughput_bars workers_scaling
+    plots: regime_bars shuffle_buffer_plot plot_shuffle_frontier throughput_bars plot_worker_scaling
     resume_run: resumable_loader resume_in_fresh_process
     regime_tables: beside_reference feed_table regime_table transfer_beside clean_feed_rows
     reference_machine: reference_figures worker_scaling H100

@@ -14,8 +14,8 @@ from .regime_plots import (  # noqa: F401 (re-exported)
     plot_records,
     regime_bars,
     regime_of,
-    shuffle_frontier,
-    workers_scaling,
+    plot_shuffle_frontier,
+    plot_worker_scaling,
 )
 
 

@@ -111,7 +111,7 @@ def regime_bars(rows: Sequence[dict[str, Any]], *, page_cache_mb_s: float | None
     return _grouped_bars(good, title=title, lines=lines)
 
 
-def workers_scaling(rows: Sequence[dict[str, Any]], *, ax=None,
+def plot_worker_scaling(rows: Sequence[dict[str, Any]], *, ax=None,
                     title: str = "Workers: copy-bound flat or falling, decode-bound rising"):
     """Samples/s against ``num_workers``, one line per loader: solid raw, dashed JPEG."""
     if ax is None:
@@ -156,7 +156,7 @@ def data_wait_bars(rows: Sequence[dict[str, Any]], *, ax=None,
     return ax
 
 
-def shuffle_frontier(points: Sequence[dict[str, Any]], *, ax=None,
+def plot_shuffle_frontier(points: Sequence[dict[str, Any]], *, ax=None,
                      title: str = "Shuffle quality against speed (one point per loader)"):
     """Scatter: samples/s (log) against shuffle quality = displacement / 1/3 (1: as good as uniform)."""
     if ax is None:
