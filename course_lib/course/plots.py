@@ -12,10 +12,10 @@ from .regime_plots import (  # noqa: F401 (re-exported)
     data_wait_bars,
     library_of,
     plot_records,
-    regime_bars,
-    regime_of,
     plot_shuffle_frontier,
     plot_worker_scaling,
+    regime_bars,
+    regime_of,
 )
 
 
