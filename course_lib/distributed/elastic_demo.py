@@ -32,7 +32,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
 from ..loaders.mmap_shards import MmapShardDataset
-from .ddp_stream import tiny_model
+from .ddp_train import tiny_model
 from .launch import LaunchResult, torchrun
 
 
