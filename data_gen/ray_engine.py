@@ -151,6 +151,7 @@ def _run_tasks(source, out: Path, manifest: dict[str, Any], rows: list[dict[str,
     finally:
         clock = time.perf_counter()
         started = [] if address else [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+        timings["ray_pids"] = [p.pid for p in started]   # what this conversion started (tests check they are gone)
         ray.shutdown()
         _, alive = psutil.wait_procs(started, timeout=10)   # shutdown signals them; wait until they are gone
         for proc in alive:

@@ -30,7 +30,7 @@ from course_lib.measure.regime_runs import row_result
 
 TINY_IMAGES = dict(samples=96, shard_size=16, shape=(3, 16, 16))
 PEER_PACKAGES = {"litdata": "litdata", "HF datasets": "datasets", "torchdata": "torchdata",
-                 "webdataset": "webdataset"}
+                 "webdataset": "webdataset", "lance": "lance"}
 
 
 @pytest.fixture(scope="module")

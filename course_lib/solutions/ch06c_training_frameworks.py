@@ -5,7 +5,7 @@ from ..course.exercises import solution
 
 
 @solution("06c_rank_loader")
-def rank_loader(*, num_workers, device):
+def rank_loader_factory(*, num_workers, device):
     """Chapter 06c: a function dataset -> loader that Accelerate's prepare() leaves alone and that resumes."""
     from ..distributed.accelerate_loader import RankLoader
 
