@@ -187,4 +187,39 @@ def test_ch06b_botocore_standard_mode_treats_slowdown_as_throttling_with_a_rando
 
 
 
+from torch.utils.data import IterableDataset  # noqa: E402  (the workers below pickle a module-level dataset)
+
+
+class _SlowCount(IterableDataset):
+    """0, 1, 2, ... slowly, so a worker is still busy when it is killed (module level: workers pickle it)."""
+
+    def __iter__(self):
+        import time
+
+        for i in range(10_000):
+            time.sleep(0.01)
+            yield i
+
+
+def test_ch06b_torch_names_a_killed_worker_by_pid_and_does_not_restart_it():
+    """Chapter 06b, section 3: "The OOM killer ends a worker with SIGKILL. torch raises an error naming a pid
+    (not which worker) and does not start the worker again"."""
+    import os
+    import signal
+
+    from torch.utils.data import DataLoader
+
+    iterator = iter(DataLoader(_SlowCount(), batch_size=None, num_workers=2))
+    next(iterator)
+    victim = iterator._workers[1]
+    os.kill(victim.pid, signal.SIGKILL)
+    with pytest.raises(RuntimeError, match=rf"DataLoader worker \(pid\(s\) {victim.pid}\)") as caught:
+        for _ in iterator:
+            pass
+    assert "worker 1" not in str(caught.value), installed("torch")
+    assert iterator._workers[1] is victim and not victim.is_alive()        # the same, dead process: no restart
+    iterator._shutdown_workers()
+
+
+
 # --- chapter 07: your own data -------------------------------------------------------------------------------
