@@ -218,5 +218,76 @@ def test_ch06_litdata_drop_last_is_a_distributed_default_that_can_be_turned_off(
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"None": True, "False": False, "True": True}
 
 
+def test_ch06b_urllib3_retries_a_503_at_once_then_backs_off_and_obeys_retry_after():
+    """Chapter 06b, exercise "urllib3's wait before each retry": for a 503, urllib3 (the HTTP reader's ``Retry``)
+    sends the first retry at once, then waits ``backoff * 2 ** (n - 1)`` capped at ``backoff_max``; a
+    ``Retry-After`` header wins, capped at ``retry_after_max``."""
+    import urllib3
+
+    from course_lib.loaders.retry_policy import RetryPolicy
+
+    policy = RetryPolicy(attempts=6, backoff=0.1, backoff_max=0.5, retry_after_max=3)
+    plain = urllib3.HTTPResponse(status=503)
+    retry, waits = policy.urllib3_retry(), []
+    for _ in range(policy.attempts - 1):
+        retry = retry.increment(method="GET", url="/s.tar", response=plain)
+        assert retry.get_retry_after(plain) is None
+        waits.append(retry.get_backoff_time())
+    assert waits == [0, 0.2, 0.4, 0.5, 0.5], installed("urllib3")
+    for header, want in (("2", 2), ("30", 3)):
+        told = urllib3.HTTPResponse(status=503, headers={"Retry-After": header})
+        assert policy.urllib3_retry().increment(method="GET", url="/s.tar", response=told).get_retry_after(told) == want
+
+
+def test_ch06b_botocore_standard_mode_treats_slowdown_as_throttling_with_a_random_doubling_wait():
+    """Chapter 06b, the fault drill: "over the S3 API botocore waits on its own schedule: SlowDown counts as
+    throttling, and each wait is a random share of a bound that doubles per retry"."""
+    from types import SimpleNamespace
+
+    from botocore.retries import standard
+
+    assert "SlowDown" in standard.ThrottledRetryableChecker._THROTTLED_ERROR_CODES, installed("botocore")
+    throttled = SimpleNamespace(is_throttling_error_from_context=lambda context: True)
+    for share in (0.25, 1.0):
+        backoff = standard.ExponentialBackoff(random=lambda share=share: share, throttling_detector=throttled)
+        bounds = [backoff.delay_amount(SimpleNamespace(attempt_number=n, http_response=None)) for n in (1, 2, 3)]
+        assert bounds == [share * 1, share * 2, share * 4], installed("botocore")
+
+
+
+from torch.utils.data import IterableDataset  # noqa: E402  (the workers below pickle a module-level dataset)
+
+
+class _SlowCount(IterableDataset):
+    """0, 1, 2, ... slowly, so a worker is still busy when it is killed (module level: workers pickle it)."""
+
+    def __iter__(self):
+        import time
+
+        for i in range(10_000):
+            time.sleep(0.01)
+            yield i
+
+
+def test_ch06b_torch_names_a_killed_worker_by_pid_and_does_not_restart_it():
+    """Chapter 06b, section 3: "The OOM killer ends a worker with SIGKILL. torch raises an error naming a pid
+    (not which worker) and does not start the worker again"."""
+    import os
+    import signal
+
+    from torch.utils.data import DataLoader
+
+    iterator = iter(DataLoader(_SlowCount(), batch_size=None, num_workers=2))
+    next(iterator)
+    victim = iterator._workers[1]
+    os.kill(victim.pid, signal.SIGKILL)
+    with pytest.raises(RuntimeError, match=rf"DataLoader worker \(pid\(s\) {victim.pid}\)") as caught:
+        for _ in iterator:
+            pass
+    assert "worker 1" not in str(caught.value), installed("torch")
+    assert iterator._workers[1] is victim and not victim.is_alive()        # the same, dead process: no restart
+    iterator._shutdown_workers()
+
+
 
 # --- chapter 07: your own data -------------------------------------------------------------------------------

@@ -18,4 +18,6 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, table("""
     plots_ch02: memory_stages
     regime_report: fast_enough goal_report
     plots_ch05: records_panels frontier_panels
+    data_subset: first_shards
+    plots_ch06b: runs_strip
 """))

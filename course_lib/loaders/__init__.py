@@ -3,7 +3,7 @@ HTTP, images, the device). A new way of reading data belongs here. Names are imp
 from .._exports import lazy_exports, table
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, table("""
-    epoch_plan: epoch_order deal EpochPlan
+    epoch_plan: epoch_order deal EpochPlan rank_length
     keyed_random: keyed_rng
     shard_errors: ShardError MissingShardError ShardFormatError ShardReadError
     shard_index: index_shards count_samples manifest_counts manifest_shards
