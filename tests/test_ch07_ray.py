@@ -11,7 +11,8 @@ import pytest
 from course_lib.measure.conversion_scale import ConversionTimings, cores_to_beat_local
 from course_lib.measure.ray_leftovers import ray_leftovers
 from course_lib.solutions.ch07_your_own_data import break_even_cores
-from data_gen import convert
+from data_gen import ConvertError, convert
+from data_gen.cli import main as data_gen_main
 from data_gen.sample_images import write_sample_image_folder
 
 
@@ -24,10 +25,19 @@ def test_a_file_that_fails_only_when_decoded_stops_the_ray_conversion_and_leaves
     assert local["skipped_count"] == 1
     since = time.time()
     bad = local["skipped"][0]["file"]
-    with pytest.raises(Exception) as stopped:   # Ray wraps the task's ConvertError in its own task error
+    with pytest.raises(ConvertError, match="found unreadable while decoding") as stopped:
         convert(src, tmp_path / "ray", engine="ray", num_cpus=2, **args)
-    assert "found unreadable while decoding" in str(stopped.value) and bad in str(stopped.value)
+    assert bad in str(stopped.value)
     assert ray_leftovers(since) == []
+
+
+def test_the_cli_names_a_file_that_fails_only_when_decoded_and_exits_2(tmp_path, capsys):
+    """The same stop from ``python -m data_gen convert --engine ray``: one line naming the file, status 2."""
+    src = write_sample_image_folder(tmp_path / "src", images=6, max_side=60)
+    argv = ["convert", str(src), "--out", str(tmp_path / "out"), "--engine", "ray", "--num-cpus", "1", "--skip-bad",
+            "--formats", "npy", "--no-progress"]
+    assert data_gen_main(argv) == 2
+    assert "found unreadable while decoding" in capsys.readouterr().err
 
 
 def test_leftovers_are_this_process_s_ray_like_children_started_since():
