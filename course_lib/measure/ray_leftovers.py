@@ -28,7 +28,7 @@ def ray_leftovers(since: float) -> list[str]:
     found = []
     for proc in psutil.process_iter():
         try:
-            if proc.pid == me.pid or proc.create_time() < since - 1:   # create_time is rounded to clock ticks
+            if proc.pid == me.pid or proc.create_time() < since - 1:   # create_time: boot time in whole seconds
                 continue
             orphan = proc.ppid() == 1
         except (psutil.NoSuchProcess, psutil.AccessDenied):
