@@ -110,7 +110,7 @@ def _run_tasks(source, out: Path, manifest: dict[str, Any], rows: list[dict[str,
     """Start (or join) Ray, map the shard rows through :func:`write_shard_task`, record each result as it lands."""
     import ray
 
-    from .convert import _set_entry
+    from .convert import ConvertError, _set_entry
 
     temp = None if address else tempfile.mkdtemp(prefix="dg-ray-")   # short: Ray's socket paths have a limit
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")   # else Ray writes a token under ~/.ray
@@ -137,6 +137,8 @@ def _run_tasks(source, out: Path, manifest: dict[str, Any], rows: list[dict[str,
             with tqdm(total=len(rows), unit="shard", desc=f"convert (ray) {out}", disable=not progress) as bar:
                 for row in results.iter_rows():
                     result = json.loads(row["result"])
+                    if "error" in result:   # returned, not raised: Ray would wrap it in its own task error
+                        raise ConvertError("SRC", result["error"])
                     shard = result["shard"]
                     spans.append((result["pid"], result["began"], result["ended"]))
                     manifest["convert"]["plan"][shard]["max_label"] = result["max_label"]
@@ -191,7 +193,7 @@ def write_shard_task(row: dict[str, Any], *, handle: dict[str, Any], out: str) -
     """One Ray task: read shard ``row["shard"]``'s items, write its formats, return entries as JSON."""
     import ray
 
-    from .convert import ConvertError, _write_shard
+    from .convert import _write_shard
     from .sources import open_source
 
     began = time.time()   # wall clock: compared across processes by the driver (see _task_timings)
@@ -202,8 +204,8 @@ def write_shard_task(row: dict[str, Any], *, handle: dict[str, Any], out: str) -
     if len(chunk) != int(row["samples"]):
         planned = {item["file"] for item in source.bad_items()}
         bad = "; ".join(f"{source.path / s['file']}: {s['reason']}" for s in chunk.skipped if s["file"] not in planned)
-        raise ConvertError("SRC", f"{bad}: found unreadable while decoding (the plan counted it): convert with "
-                                  "the local engine and --skip-bad, or fix the file")
+        return {"result": json.dumps({"error": f"{bad}: found unreadable while decoding (the plan counted it): "
+                                               "convert with the local engine and --skip-bad, or fix the file"})}
     entries = {fmt: _write_shard(Path(out), fmt, int(row["shard"]), chunk, int(row["first"])) for fmt in formats}
     return {"result": json.dumps({"shard": int(row["shard"]), "max_label": int(chunk.ys.max()), "entries": entries,
                                   "pid": os.getpid(), "began": began, "ended": time.time()})}
