@@ -9,7 +9,7 @@ import time
 import pytest
 
 from course_lib.measure.conversion_scale import ConversionTimings, cores_to_beat_local
-from course_lib.measure.ray_leftovers import ray_leftovers
+from course_lib.measure.ray_cleanup import ray_leftovers
 from course_lib.solutions.ch07_your_own_data import break_even_cores
 from data_gen import convert
 from data_gen.cli import main as data_gen_main

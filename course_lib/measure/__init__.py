@@ -25,4 +25,6 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, table("""
     regime_runs: best row_result measure_specs LoaderSpec
     peer_torchdata: SAME_PROCESS
     lance_peer: lance_epoch_orders epoch_seed
+    conversion_scale: time_conversions scale_rows cores_to_beat_local
+    ray_cleanup: ray_leftovers
 """))
