@@ -24,7 +24,9 @@ TINY_PARAMS = dict(per_sample_files=100, batch_size=16, block_size=16, n_preview
                    # chapter 05: a tiny image set, short runs, one peer (tests/test_peers.py measures them all)
                    image_samples=64, image_shard_size=16, image_shape="3,16,16", crop_size=8, worker_counts="0,2",
                    peer_raw_workers="0", peer_jpeg_workers="0", peer_libraries="torchdata", run_seconds=0.02,
-                   wait_batches=2)
+                   wait_batches=2,
+                   # chapter 06b: a smaller fault drill, two repeats of each side (its prose reads the spread)
+                   drill_samples=500, repeats=2)
 
 COURSE_TIMEOUT_S = 1200   # the whole tiny course in the module fixture (~2 min idle); papermill bounds each cell
 NBVAL_TIMEOUT_S = 600     # the nbval replay subprocess
