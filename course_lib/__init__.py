@@ -10,7 +10,13 @@
 Layers (``tests/test_layers.py``): data_gen < loaders < teaching < measure < distributed < course; a module
 imports only from its own layer or below. Names are imported on first use (``import course_lib`` is cheap).
 """
+import warnings
+
 from ._exports import lazy_exports, table
+
+# tqdm.auto (imported by accelerate, datasets, litdata) warns inside Jupyter when ipywidgets is absent; its text
+# progress bars work without it, so a chapter importing those libraries after course_lib prints no warning.
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, table("""
     loaders.mmap_shards: MmapShardDataset
