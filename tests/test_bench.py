@@ -9,8 +9,6 @@ import pytest
 
 from course_lib.course.bench import available_formats, format_table, loaders, main
 
-from conftest import require
-
 
 def test_bench_writes_every_loader_and_ceiling(small_data, tmp_path, capsys):
     out = tmp_path / "bench.json"
@@ -56,21 +54,6 @@ def test_only_filters_loaders_and_missing_peers_are_reported(small_data, tmp_pat
     assert missing("no_such_package_for_the_course").startswith("no_such_package_for_the_course not installed")
     assert missing("numpy") is None
     assert result["skipped"] == [] and "regimes" not in result   # peers are measured with the regimes only
-
-
-def test_litdata_sees_every_sample_once(small_data, tmp_path):
-    import numpy as np
-
-    require("litdata")
-    from course_lib.measure.peers import litdata_loader, prepare_litdata
-    from course_lib.measure.shuffle_metrics import arrival_order
-
-    prepared = prepare_litdata(small_data, tmp_path / "litdata")
-    assert prepare_litdata(small_data, tmp_path / "litdata") == prepared       # converted once, then reused
-    for loader in (litdata_loader(prepared), litdata_loader(prepared, batch_size=16)):
-        assert sorted(arrival_order(loader).tolist()) == list(range(103))
-    sample = next(iter(litdata_loader(prepared)))
-    assert np.asarray(sample["x"]).shape == (3, 4, 4)
 
 
 def test_a_broken_install_is_not_reported_as_missing(tmp_path, monkeypatch):
