@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from .worker_transport import RecordLayout, RingSet
+from .worker_transport import RecordLayout, RingSet, SentItem
 
 Batch = dict[str, torch.Tensor]
 
@@ -75,18 +75,12 @@ class RecordSender:
         return None
 
 
-class InlineSample(dict):
+class InlineSample(SentItem):
     """One sample whose arrays travel inside the pickled message: only the bytes of each tensor (a view of a
     larger buffer sends just its own elements), so each tensor in the main process owns only its row."""
 
-    def __copy__(self) -> "InlineSample":
-        clone = InlineSample(self)
-        clone.__dict__.update(self.__dict__)
-        return clone
-
     def __reduce__(self):
-        sent = self.__dict__.get("_sent")
-        if sent is None or sent.keys() != self.keys() or any(self[k] is not v for k, v in sent.items()):
+        if not self.as_sent():
             return dict, (dict(self),)
         values, rows = dict(self), {}
         for k, v in self.items():

@@ -216,17 +216,25 @@ class RingSet:
         return {**self.__dict__, "rings": []}
 
 
-class RingBatch(dict):
-    """A batch living in a :class:`BatchRing` slot; pickles to a reference the main process turns into tensors."""
+class SentItem(dict):
+    """An item a worker sends its own way; ``as_sent()`` tells whether it still holds what was put in it (a
+    collate_fn that changed it makes it travel torch's usual way). Copies keep what was sent."""
 
-    def __copy__(self) -> "RingBatch":
-        clone = RingBatch(self)
+    def __copy__(self) -> "SentItem":
+        clone = type(self)(self)
         clone.__dict__.update(self.__dict__)
         return clone
 
-    def __reduce__(self):
+    def as_sent(self) -> bool:
         sent = self.__dict__.get("_sent")
-        if sent is None or sent.keys() != self.keys() or any(self[k] is not v for k, v in sent.items()):
+        return sent is not None and sent.keys() == self.keys() and all(self[k] is v for k, v in sent.items())
+
+
+class RingBatch(SentItem):
+    """A batch living in a :class:`BatchRing` slot; pickles to a reference the main process turns into tensors."""
+
+    def __reduce__(self):
+        if not self.as_sent():
             return dict, (dict(self),)          # a collate_fn changed it: torch's usual way
         return self._ring
 
