@@ -158,6 +158,27 @@ def test_ch05_webdataset_default_decoders_unpickle_pkl_pickle_pyd_and_pth_but_le
     assert decoded["a.pt"] == saved.getvalue()                                              # no handler: bytes
 
 
+def test_ch05b_a_plain_dataloader_joins_its_workers_when_the_loop_ends_a_stateful_one_keeps_them():
+    """Chapter 05b: "ending a plain `DataLoader`'s loop joins its workers there (each finishes the batch it is on);
+    torchdata's `StatefulDataLoader` keeps its iterator (for `state_dict()`), so its workers outlive the loop"."""
+    import multiprocessing
+
+    from torch.utils.data import DataLoader
+    from torchdata.stateful_dataloader import StatefulDataLoader
+
+    assert installed("torchdata")
+    for make, alive in ((DataLoader, False), (StatefulDataLoader, True)):
+        loader = make(range(64), batch_size=4, num_workers=2)
+        for i, _ in enumerate(loader):
+            if i == 2:
+                break
+        assert (getattr(loader, "_iterator", None) is not None) == alive, make.__name__
+        assert bool(multiprocessing.active_children()) == alive, make.__name__
+        if alive:
+            loader._iterator._shutdown_workers()
+        assert not multiprocessing.active_children()
+
+
 # --- chapter 06: beyond one machine (torchrun, object storage, training frameworks) --------------------------
 
 def test_ch06_ddp_join_divides_by_the_initial_world_size_unless_told_not_to(tmp_path):

@@ -48,6 +48,28 @@ def test_max_samples_stops_early():
     assert r.samples == 15 and r.items == 3
 
 
+def test_the_clock_stops_at_the_last_item_not_after_the_iterators_clean_up(monkeypatch):
+    """A DataLoader's iterator joins its workers when it ends (~27 ms of a 0.15 s run); a loader that keeps its
+    iterator (torchdata's StatefulDataLoader) does not: that clean-up made a plain DataLoader read 1.2x slower
+    than the same dataset under StatefulDataLoader (issue 22 item 16). A fake clock: 1 s per item, 100 s to end."""
+    import course_lib.measure.throughput as throughput
+
+    clock = [0.0]
+    monkeypatch.setattr(throughput.time, "perf_counter", lambda: clock[0])
+
+    def loader():
+        try:
+            for batch in batches([4] * 6):
+                clock[0] += 1.0
+                yield batch
+        finally:
+            clock[0] += 100.0  # the workers' join, when the loop lets go of the iterator
+
+    r = measure_throughput(loader(), warmup=1, progress=False)
+    assert (r.items, r.samples) == (5, 20)
+    assert r.seconds == 5.0 and r.samples_per_s == 4.0
+
+
 def test_refuses_zero_samples():
     with pytest.raises(ValueError, match="no samples measured"):
         measure_throughput(batches([4]), warmup=1, progress=False)

@@ -24,7 +24,8 @@ from .training_step import TrainingStep, data_wait
 # PSS is read at a run's start and end (workers still alive), and during it only every PSS_EVERY_S: reading
 # /proc/PID/smaps_rollup of a large process (a notebook kernel) in a sampling thread every 0.1 s slowed the
 # 2-worker JPEG rows by about a third (measured beside a no-op sampler), which peers timed in a small subprocess
-# did not pay: the 1.29x of torchdata over the course's own row (issue 22 item 16).
+# did not pay (issue 22 item 16; the rest of that 1.29x was the workers' join, now outside the clock:
+# measure_throughput stops it at the last timed item).
 PSS_EVERY_S = 1.0
 
 
@@ -129,6 +130,7 @@ def measure_specs(specs: Sequence[LoaderSpec], worker_counts: Sequence[int], *, 
             result = measure_throughput(delivered, bytes_per_sample=spec.bytes_per_sample,
                                         warmup=warmup, max_samples=caps.get(spec.regime), progress=False,
                                         label=spec.label(w))
+        _stop_workers(loader)  # a loader that keeps its iterator (StatefulDataLoader) joins its workers now
         # the run's iterator is gone: a DataLoader's workers were joined, their CPU time is the children's
         wall, main = time.perf_counter() - wall, _cpu_s(resource.RUSAGE_SELF) - main
         reaped = not (w and multiprocessing.active_children())
