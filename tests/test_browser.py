@@ -137,14 +137,15 @@ KERNEL_ATTACHED = """() => {
 }"""
 
 
-def run_all_cells(page, timeout_s: float = RUN_TIMEOUT_S) -> dict:
-    """Click Run > Run All Cells, the way a learner does, and wait until every code cell has run."""
+def run_all_cells(page, code_cells: int, timeout_s: float = RUN_TIMEOUT_S) -> dict:
+    """Click Run > Run All Cells, the way a learner does, and wait until all ``code_cells`` have run."""
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         state = page.evaluate(CELL_STATE)
-        done = all(p.strip() != "[ ]:" and "*" not in p for p in state["prompts"])  # '': input hidden
+        # every cell on the page ('' prompt: input hidden), and the page shows them all (not a panel mid-render)
+        done = state["cells"] == code_cells and all(p.strip() != "[ ]:" and "*" not in p for p in state["prompts"])
         idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count() > 0
         if idle and not state["busy"] and (done or tracebacks(page)):   # Run All stops at an error
             return {**state, "all_ran": done}
@@ -163,7 +164,8 @@ def open_and_run(page, lab, name: str) -> dict:
     answered = answer_dialogs(page)
     page.locator(".jp-NotebookPanel .jp-Notebook .jp-CodeCell").first.click()
     assert page.locator(".jp-NotebookPanel").count() == 1
-    return {**run_all_cells(page), "dialogs": answered}
+    code_cells = sum(c.cell_type == "code" for c in nbformat.read(lab["root"] / "notebooks" / f"{name}.ipynb", 4).cells)
+    return {**run_all_cells(page, code_cells), "dialogs": answered}
 
 
 def answer_dialogs(page, settle_s: float = 1.0) -> list[str]:
@@ -195,8 +197,12 @@ def tracebacks(page) -> int:
 
 
 def test_an_error_in_a_cell_is_seen(lab, browser):
+    # Run All sends every cell's request at once; ipykernel (7.x, tests/test_claims.py) aborts only the requests
+    # already queued when the error is raised: one relayed later by a loaded server runs (seen once in six runs
+    # beside a second make test). The erroring cell waits 3 s first, so the last request is queued by then.
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"),
-                                         nbformat.v4.new_code_cell("raise ValueError('planted error')"),
+                                         nbformat.v4.new_code_cell("import time\ntime.sleep(3)\n"
+                                                                   "raise ValueError('planted error')"),
                                          nbformat.v4.new_code_cell("y = 2")],
                                   metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                            "language": "python"}})

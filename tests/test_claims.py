@@ -6,6 +6,7 @@ which sentence to revisit. Sections are per chapter (each chapter's owner adds b
 from __future__ import annotations
 
 import importlib.metadata
+import time
 
 import pytest
 
@@ -312,3 +313,32 @@ def test_ch06b_torch_names_a_killed_worker_by_pid_and_does_not_restart_it():
 
 
 # --- chapter 07: your own data -------------------------------------------------------------------------------
+
+
+# --- the course in JupyterLab (README's "Run -> Run All Cells"; tests/test_browser.py) ------------------------
+
+def test_lab_ipykernel_aborts_only_the_requests_queued_when_a_cell_fails(tmp_path, monkeypatch):
+    """tests/test_browser.py: "Run All sends every cell's request at once; ipykernel aborts only the requests already
+    queued when the error is raised: one relayed later runs" (its stop_on_error_timeout no longer widens that)."""
+    from jupyter_client.manager import start_new_kernel
+
+    assert installed("ipykernel")
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    km, kc = start_new_kernel(kernel_name="python3", startup_timeout=60)
+    try:
+        def status(msg_id: str) -> str:
+            while True:
+                reply = kc.get_shell_msg(timeout=30)
+                if reply["parent_header"]["msg_id"] == msg_id:
+                    return reply["content"]["status"]
+
+        failing = kc.execute("import time\ntime.sleep(1)\nraise ValueError('planted')", stop_on_error=True)
+        queued = kc.execute("queued = 1", stop_on_error=True)           # in the queue before the error
+        assert [status(failing), status(queued)] == ["error", "aborted"]
+        assert status(kc.execute("raise ValueError('planted')", stop_on_error=True)) == "error"
+        time.sleep(0.5)                                                  # a relay's delay, after the reply
+        late = kc.execute("late = 1", stop_on_error=True)                # arrives after the error: runs
+        assert status(late) == "ok"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
