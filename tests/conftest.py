@@ -44,7 +44,7 @@ def _quiet_home(tmp_path_factory, monkeypatch, runtime_dir):
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", runtime_dir)
 
 
-LONGEST_FIRST = ("test_notebooks.py", "test_browser.py")
+LONGEST_FIRST = ("test_notebooks_later.py", "test_notebooks.py", "test_browser.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,6 +1,8 @@
 """The course runner's command line: `--only` runs the chosen chapters and no others (papermill stubbed out)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import nbformat
 import papermill
 import pytest
@@ -79,3 +81,25 @@ def test_shared_parameters_go_only_to_the_chapters_that_declare_them(tmp_path, m
                              parameters={"block_size": 4}, progress=False, cell_timeout=12)
     assert "block_size" not in executed["00_a.ipynb"] and executed["01_b.ipynb"]["block_size"] == 4
     assert timeouts == {12}   # papermill's execution_timeout: a hung cell fails the run
+
+
+def test_each_run_talks_to_its_kernels_through_sockets_of_its_own(tmp_path):
+    """Left to jupyter_client, a kernel's Unix sockets were kernel-ipc-1..5 in the working folder (notebooks/): two
+    runs at once (make course beside make test, the test suite's two course halves) bound the same paths and the
+    second kernel never answered. Now each run names them in a fresh folder of its own, removed afterwards."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    cells = [new_code_cell('data_dir = ""', metadata={"tags": ["parameters"]}),
+             new_code_cell("from ipykernel import get_connection_info\nprint(get_connection_info(unpack=True)['ip'])")]
+    nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                                      "display_name": "Python 3"}}),
+                   folder / "00_ip.ipynb")
+    ips = []
+    for run in ("a", "b"):
+        course_runner.run_course(tmp_path / run, notebooks=folder, data_args=dict(samples=40, shard_size=20,
+                                                                                  shape=(3, 4, 4)), progress=False)
+        executed = nbformat.read(tmp_path / run / "notebooks" / "00_ip.ipynb", as_version=4)
+        ips.append(executed.cells[-1].outputs[0]["text"].strip())
+    assert all(ip.startswith("/") and not ip.startswith(str(folder)) for ip in ips), ips
+    assert len({str(Path(ip).parent) for ip in ips}) == 2, ips                 # one folder per run
+    assert not any(Path(ip).parent.exists() for ip in ips) and not list(folder.glob("*ipc*"))

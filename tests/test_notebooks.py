@@ -1,34 +1,33 @@
-"""The course end to end: every notebook executed by the course runner with tiny parameters, then nbval."""
+"""The course end to end: the first half of the chapters executed by the course runner with tiny parameters (the
+second half: tests/test_notebooks_later.py), nbval replays, and what every committed chapter must be."""
 from __future__ import annotations
 
 import ast
 import importlib
-import json
 import os
 import pkgutil
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
 
 import course_lib
-from course_lib.course.course_runner import run_course
 from course_lib.course.verification import load_records
 
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
-TINY_DATA = dict(samples=600, shard_size=100, shape=(3, 8, 8))
-TINY_PARAMS = dict(per_sample_files=100, batch_size=16, block_size=16, n_preview=8,
-                   # chapter 05: a tiny image set, short runs, one peer (tests/test_peers.py measures them all)
-                   image_samples=64, image_shard_size=16, image_shape="3,16,16", crop_size=8, worker_counts="0,2",
-                   peer_raw_workers="0", peer_jpeg_workers="0", peer_libraries="torchdata", run_seconds=0.02,
-                   wait_batches=2,
-                   # chapter 06b: a smaller fault drill, two repeats of each side (its prose reads the spread)
-                   drill_samples=500, repeats=2)
+from tiny_course import (
+    COURSE_TIMEOUT_S,
+    FIRST_HALF,
+    NOTEBOOKS,
+    SECOND_HALF,
+    TINY_PARAMS,
+    chapters,
+    check_course_run,
+    check_notebooks,
+    declared,
+    run_half,
+)
 
-COURSE_TIMEOUT_S = 1200   # the whole tiny course in the module fixture (~2 min idle); papermill bounds each cell
 NBVAL_TIMEOUT_S = 600     # the nbval replay subprocess
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.timeout(COURSE_TIMEOUT_S)]
@@ -36,39 +35,26 @@ pytestmark = [pytest.mark.notebooks, pytest.mark.timeout(COURSE_TIMEOUT_S)]
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
-    """Run the whole course once (what `make course` does) on tiny data."""
+    """Run the first half of the course (chapters 00-05b; tests/test_notebooks_later.py runs the rest) on tiny data."""
     out = tmp_path_factory.mktemp("course")
-    summary = run_course(out, data_args=TINY_DATA, parameters={**TINY_PARAMS, "work_dir": str(out / "tmp")},
-                         progress=False, cell_timeout=300)
-    return out, summary
+    return out, run_half(out, FIRST_HALF)
 
 
 def test_there_are_chapters():
     assert [p.name[:2] for p in NOTEBOOKS][:3] == ["00", "01", "02"]
 
 
+def test_the_halves_run_every_chapter_once_with_every_tiny_parameter():
+    assert chapters(FIRST_HALF) + chapters(SECOND_HALF) == NOTEBOOKS, "a chapter in neither half (or both)"
+    assert set(TINY_PARAMS) <= declared(NOTEBOOKS), "a tiny parameter that no chapter declares"
+
+
 def test_every_notebook_runs_and_writes_a_verification_record(course):
-    out, summary = course
-    assert [p.name for p in summary["notebooks"]] == [p.name for p in NOTEBOOKS]
-    records = load_records(out / "verification")
-    assert len(records) == len(NOTEBOOKS)
-    for nb, rec in zip(NOTEBOOKS, records):
-        assert rec["chapter"].startswith(nb.name[:2])
-        converted = out / "tmp" / rec["chapter"] / "converted"   # chapter 07 measures the data it converted
-        assert rec["data_path"] in (str((out / "data").resolve()), str(converted.resolve()))
-        assert rec["results"] and all(r["samples"] > 0 and r["samples_per_s"] > 0 for r in rec["results"])
-        assert rec["runtime_s"] is not None and rec["runtime_s"] > 0
-    assert (out / "throughput.png").stat().st_size > 1000
-    assert json.loads((out / "data/manifest.json").read_text())["total_samples"] == TINY_DATA["samples"]
+    check_course_run(*course, FIRST_HALF)
 
 
 def test_executed_notebooks_have_no_errors_and_plots(course):
-    out, _ = course
-    for nb_path in sorted((out / "notebooks").glob("*.ipynb")):
-        nb = nbformat.read(nb_path, as_version=4)
-        outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
-        assert not [o for o in outputs if o.output_type == "error"], nb_path.name
-        assert any("image/png" in o.get("data", {}) for o in outputs), f"{nb_path.name} draws no plot"
+    check_notebooks(course[0])
 
 
 # Replayed by nbval in fresh kernels: chapter 00 (the set-up a learner runs first) and chapter 04, whose

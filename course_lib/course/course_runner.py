@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -49,14 +51,18 @@ def run_course(out: Path, *, notebooks: Path = PROJECT / "notebooks", data_args:
     data_args = dict(data_args or {})
     generate(data_dir, progress=progress, **data_args)
     executed = []
-    local_kernel = Config({"KernelManager": {"transport": KERNEL_TRANSPORT}})
+    # each kernel's Unix sockets in a folder of this run's own: left to jupyter_client they are named
+    # kernel-ipc-1..5 in the working folder (notebooks/), the same paths for two runs at once, whose kernels then
+    # fail to start ("Kernel didn't respond in 60 seconds"): make course beside make test, or two test halves
+    sockets = Path(tempfile.mkdtemp(prefix="course-ipc-"))   # short: a socket path has at most 107 bytes
     if not paths:
         print(f"course: no notebooks in {notebooks} yet; the dataset is ready at {data_dir}")
     previous = os.environ.get(ENV_DIR)
     os.environ[ENV_DIR] = str(ver_dir)  # the kernels inherit it: records land in OUT/verification
     try:
-        for nb in paths:
+        for i, nb in enumerate(paths):
             started = time.perf_counter()
+            local_kernel = Config({"KernelManager": {"transport": KERNEL_TRANSPORT, "ip": str(sockets / f"k{i}")}})
             params = _declared(nb, {"data_dir": str(data_dir), "use_solutions": True, **_data_params(data_args),
                                     **(parameters or {})})
             print(f"course: executing {nb.name} ...", flush=True)
@@ -66,6 +72,7 @@ def run_course(out: Path, *, notebooks: Path = PROJECT / "notebooks", data_args:
             executed.append(nb_out / nb.name)
             print(f"course: {nb.name} done in {time.perf_counter() - started:.0f} s", flush=True)
     finally:
+        shutil.rmtree(sockets, ignore_errors=True)
         if previous is None:
             os.environ.pop(ENV_DIR, None)
         else:
