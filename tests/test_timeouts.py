@@ -34,7 +34,7 @@ def test_planted_neighbour_still_runs():
 def test_a_hung_dataloader_worker_fails_its_test_by_name(tmp_path):
     planted = tmp_path / "test_planted_hang.py"
     planted.write_text(PLANTED)
-    limit_s = 5
+    limit_s = 3
     # the project's own pytest configuration (timeout method, xfail_strict, ...), with a short limit
     proc = subprocess.run([sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir",
                            str(tmp_path), "-p", "no:cacheprovider", "-p", "no:xdist", "-o", f"timeout={limit_s}",

@@ -25,7 +25,9 @@ TINY_PARAMS = dict(per_sample_files=100, batch_size=16, block_size=16, n_preview
                    peer_raw_workers="0", peer_jpeg_workers="0", peer_libraries="torchdata", run_seconds=0.02,
                    wait_batches=2,
                    # chapter 06b: a smaller fault drill, two repeats of each side (its prose reads the spread)
-                   drill_samples=500, repeats=2)
+                   drill_samples=500, repeats=2,
+                   # chapter 07: a small sample folder, short timed runs (its Ray section is most of its time)
+                   sample_images=60, min_samples=120, min_seconds=0.1)
 # chapter-name prefixes of each half: chapter 05b reads the records of 00-05, so they run together
 FIRST_HALF = ("00", "01", "02", "03", "04", "05")
 SECOND_HALF = ("06", "07")
