@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -72,6 +74,8 @@ def require(module: str, *, install: str = "make setup"):
     install is a bug there); elsewhere the test is skipped with the reason and how to install it."""
     import importlib
 
+    if module.split(".")[0] in FORK_UNSAFE:
+        return _import_in_subprocess(module, install)
     try:
         return importlib.import_module(module)
     except Exception as e:  # a broken install raises more than ImportError
@@ -79,6 +83,23 @@ def require(module: str, *, install: str = "make setup"):
         if strict_dependencies():
             pytest.fail(f"{reason} [CI: a dependency the set-up installs must work]", pytrace=False)
         pytest.skip(reason)
+
+
+# Imported only in a subprocess: lance starts threads when imported and is not fork-safe (it warns so), and this
+# pytest worker forks DataLoader workers for the test files that come after.
+FORK_UNSAFE = {"lance"}
+
+
+def _import_in_subprocess(module: str, install: str) -> None:
+    """``require`` for a fork-unsafe module: import it in a fresh interpreter; fail (CI) or skip with its error."""
+    proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
+    if proc.returncode == 0:
+        return None
+    error = (proc.stderr.strip().splitlines() or ["no error output"])[-1]
+    reason = f"{module} does not import ({error}); install it with: {install}"
+    if strict_dependencies():
+        pytest.fail(f"{reason} [CI: a dependency the set-up installs must work]", pytrace=False)
+    pytest.skip(reason)
 
 
 def require_program(name: str, *, install: str) -> str:

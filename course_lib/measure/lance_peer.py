@@ -149,7 +149,8 @@ def lance_epoch_orders(image_dir: str | Path, peers_dir: str | Path, *, batch_si
                        seed: int = 0) -> dict[str, bool]:
     """Lance's batch-order shuffle over two epochs, in a spawned process (Lance's threads must not meet ``fork``).
 
-    ``repeats_with_set_epoch``: epochs 0 and 1 give the same order although ``set_epoch`` was called;
+    ``shuffled``: epoch 0 is not in storage order; ``repeats_with_set_epoch``: epochs 0 and 1 give the same
+    order although ``set_epoch`` was called;
     ``reseeds_python_random``: it reseeded Python's global ``random``; ``differs_with_epoch_seed``: a sampler per
     epoch seeded by :func:`epoch_seed` gives each epoch its own order (the fix), each an order of every sample.
     """
@@ -184,5 +185,6 @@ def _epoch_orders(image_dir: str, peers_dir: str, batch_size: int, seed: int) ->
     plain = [order(s) for s in samplers]
     reseeded = random.random() != expected
     fixed = [order(ShardedBatchSampler(0, 1, randomize=True, seed=epoch_seed(seed, e))) for e in (0, 1)]
-    return {"repeats_with_set_epoch": plain[0] == plain[1], "reseeds_python_random": reseeded,
+    return {"shuffled": plain[0] != sorted(plain[0]), "repeats_with_set_epoch": plain[0] == plain[1],
+            "reseeds_python_random": reseeded,
             "differs_with_epoch_seed": fixed[0] != fixed[1] and sorted(fixed[0]) == sorted(fixed[1])}
