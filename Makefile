@@ -52,8 +52,11 @@ lab: setup                      ## JupyterLab on 127.0.0.1, opened on notebooks/
 data: setup                     ## only generate the default dataset
 	$(PY) -m data_gen generate --out $(OUT)/data
 
-bench: setup                    ## loader benchmark on the default dataset (figures, not a test)
+bench: setup $(OUT)/data/manifest.json   ## loader benchmark on the default dataset (generated first when missing)
 	$(PY) -m course_lib.bench --data-dir $(OUT)/data --out $(OUT)/bench.json
+
+$(OUT)/data/manifest.json: | setup
+	$(PY) -m data_gen generate --out $(OUT)/data
 
 lock: setup                     ## re-pin constraints.txt from the current .venv
 	{ head -n 2 constraints.txt; $(PY) -m pip freeze --exclude-editable | sed 's/+cpu//'; } > constraints.new

@@ -68,6 +68,32 @@ def test_measure_specs_reports_median_spread_memory_and_data_wait(images):
     assert {(r["regime"], r["num_workers"]) for r in per_regime if "data_wait" in r} == {("raw", 0), ("JPEG", 2)}
 
 
+def test_a_reused_loader_keeps_its_workers_between_runs_and_a_fresh_one_that_keeps_its_iterator_is_joined(images):
+    """``reuse`` specs (litdata: workers that take seconds to spawn) are timed back to back on one loader with
+    persistent workers: stopping them after a run closed its queues ("Queue is closed" in make bench). A fresh
+    loader that keeps its iterator (torchdata's StatefulDataLoader) has its workers joined after each run, so
+    their CPU is counted."""
+    from torch.utils.data import DataLoader
+    from torchdata.stateful_dataloader import StatefulDataLoader
+
+    from course_lib.loaders.mmap_shards import MmapShardDataset
+    from course_lib.measure.regime_runs import LoaderSpec
+
+    def persistent(w):
+        return DataLoader(MmapShardDataset(images, batch_size=16), batch_size=None, num_workers=w,
+                          persistent_workers=True)
+
+    def stateful(w):
+        return StatefulDataLoader(MmapShardDataset(images, batch_size=16), batch_size=None, num_workers=w)
+
+    specs = [LoaderSpec("persistent", "course", "raw", persistent, 48.0, reuse=True),
+             LoaderSpec("keeps its iterator", "torchdata", "raw", stateful, 48.0)]
+    rows = measure_specs(specs, [1], repeats=3, max_seconds=0.02)
+    assert [len(r["runs"]) for r in rows] == [3, 3]
+    assert all(run["samples"] > 0 for r in rows for run in r["runs"])
+    assert rows[1]["cpu_cores"] is not None   # the StatefulDataLoader's worker was joined: its CPU counted
+
+
 def test_order_quality_scores_a_full_epoch(images):
     rows = order_quality(course_specs(images, batch_size=16, crop_size=8))
     assert {r["loader"] for r in rows} == {"mmap block shuffle, batched", "decode at crop size + batch transform"}

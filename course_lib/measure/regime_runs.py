@@ -130,7 +130,8 @@ def measure_specs(specs: Sequence[LoaderSpec], worker_counts: Sequence[int], *, 
             result = measure_throughput(delivered, bytes_per_sample=spec.bytes_per_sample,
                                         warmup=warmup, max_samples=caps.get(spec.regime), progress=False,
                                         label=spec.label(w))
-        _stop_workers(loader)  # a loader that keeps its iterator (StatefulDataLoader) joins its workers now
+        if not spec.reuse:   # built for this run: a loader that keeps its iterator (StatefulDataLoader) joins its
+            _stop_workers(loader)   # workers now (a reused one keeps them for its next run; stopped after the last)
         # the run's iterator is gone: a DataLoader's workers were joined, their CPU time is the children's
         wall, main = time.perf_counter() - wall, _cpu_s(resource.RUSAGE_SELF) - main
         reaped = not (w and multiprocessing.active_children())
