@@ -57,7 +57,7 @@ def test_the_clock_stops_at_the_last_item_not_after_the_iterators_clean_up(monke
     clock = [0.0]
     monkeypatch.setattr(throughput.time, "perf_counter", lambda: clock[0])
 
-    def loader():
+    def ends_slowly():
         try:
             for batch in batches([4] * 6):
                 clock[0] += 1.0
@@ -65,7 +65,7 @@ def test_the_clock_stops_at_the_last_item_not_after_the_iterators_clean_up(monke
         finally:
             clock[0] += 100.0  # the workers' join, when the loop lets go of the iterator
 
-    r = measure_throughput(loader(), warmup=1, progress=False)
+    r = measure_throughput(ends_slowly(), warmup=1, progress=False)
     assert (r.items, r.samples) == (5, 20)
     assert r.seconds == 5.0 and r.samples_per_s == 4.0
 
