@@ -12,7 +12,9 @@ that only fails while decoding stops the task (the plan was made without it: con
 ``--skip-bad``); and a compressed ``.npz`` streams in order, so it cannot be split into tasks.
 
 Ray's own files go to a temporary folder that is removed afterwards, and a local Ray started here is shut
-down when the conversion returns or fails (also on Ctrl-C). ``address`` joins an existing cluster instead.
+down when the conversion returns or fails (also on Ctrl-C). A local start whose node times out (Ray waits a fixed
+30 s for its raylet: a loaded machine) is stopped and made once more, counted in ``timings["start_attempts"]``.
+``address`` joins an existing cluster instead.
 """
 from __future__ import annotations
 
@@ -117,13 +119,13 @@ def _run_tasks(source, out: Path, manifest: dict[str, Any], rows: list[dict[str,
     level = os.environ.get("RAY_DATA_LOG_LEVEL")
     os.environ["RAY_DATA_LOG_LEVEL"] = "ERROR"   # Ray Data logs each execution at INFO: our bar says enough
     before = {p.pid for p in psutil.Process().children(recursive=True)}   # a kernel may have children of its own
+    timings["ray_pids"] = []
     clock = time.perf_counter()
     try:
         if address:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
         else:
-            ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=temp,
-                     object_store_memory=OBJECT_STORE_MB << 20, log_to_driver=False, configure_logging=False)
+            timings["start_attempts"] = _start_local_ray(ray, num_cpus, temp, before, timings)
         timings["start_s"], clock, wall = time.perf_counter() - clock, time.perf_counter(), time.time()
         spans = []
         with warnings.catch_warnings():   # Ray Data's context warns about its own deprecated options
@@ -153,12 +155,10 @@ def _run_tasks(source, out: Path, manifest: dict[str, Any], rows: list[dict[str,
     finally:
         clock = time.perf_counter()
         started = [] if address else [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
-        timings["ray_pids"] = [p.pid for p in started]   # what this conversion started (tests check they are gone)
+        # what this conversion started (tests check they are gone), failed starts included
+        timings["ray_pids"] = timings.get("ray_pids", []) + [p.pid for p in started]
         ray.shutdown()
-        _, alive = psutil.wait_procs(started, timeout=10)   # shutdown signals them; wait until they are gone
-        for proc in alive:
-            proc.kill()
-        psutil.wait_procs(alive, timeout=5)
+        _reap(started)   # shutdown signals them; wait until they are gone
         timings["stop_s"] = time.perf_counter() - clock
         if level is None:
             os.environ.pop("RAY_DATA_LOG_LEVEL", None)
@@ -166,6 +166,50 @@ def _run_tasks(source, out: Path, manifest: dict[str, Any], rows: list[dict[str,
             os.environ["RAY_DATA_LOG_LEVEL"] = level
         if temp:
             shutil.rmtree(temp, ignore_errors=True)
+
+
+START_ATTEMPTS = 2   # Ray waits a fixed 30 s for its raylet: on a loaded machine (two test suites at once on 2
+                     # cores) it gave up once in six runs; then what it started is stopped and it starts once more
+
+
+def _start_local_ray(ray, num_cpus: int | None, temp: str, before: set[int], timings: dict[str, Any]) -> int:
+    """Start a local Ray for this conversion; when its node times out during start-up, stop what it started (its
+    pids join ``timings["ray_pids"]``) and start once more. Returns the attempts it took; the last failure is
+    raised, saying how many were made."""
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=temp,
+                     object_store_memory=OBJECT_STORE_MB << 20, log_to_driver=False, configure_logging=False)
+            return attempt
+        except Exception as e:  # Ray raises a bare Exception for this
+            if "timed out during startup" not in str(e):
+                raise
+            ray.shutdown()
+            timings["ray_pids"] = timings.get("ray_pids", []) + _stop_started(before)
+            if attempt == START_ATTEMPTS:
+                raise RuntimeError(f"Ray did not start in {attempt} attempts (each waits 30 s for its raylet; "
+                                   f"is the machine overloaded?): {e}") from e
+    raise AssertionError("unreachable")
+
+
+def _stop_started(before: set[int]) -> list[int]:
+    """Terminate this process's children that were not in ``before`` (what a Ray start left); their pids."""
+    started = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+    for proc in started:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _reap(started)
+    return [p.pid for p in started]
+
+
+def _reap(started: list[psutil.Process]) -> None:
+    """Wait up to 10 s for ``started`` to exit (they were signalled), then kill what is left."""
+    _, alive = psutil.wait_procs(started, timeout=10)
+    for proc in alive:
+        proc.kill()
+    psutil.wait_procs(alive, timeout=5)
 
 
 def _task_timings(spans: list[tuple[int, float, float]], began: float) -> dict[str, float]:

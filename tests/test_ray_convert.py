@@ -1,6 +1,8 @@
 """``data_gen convert --engine ray``: the same shards and manifest as the local engine, and no Ray left behind."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +33,38 @@ def test_plan_skips_known_bad_items_where_they_lie():
     assert tail == {"start": 7, "stop": 10, "skipped": [7, 8, 9]}
 
 
-def test_an_image_folder_converts_to_the_same_bytes_as_locally(tmp_path):
+STARTUP_TIMEOUT = "The current node timed out during startup. This could happen because some of the raylet failed"
+
+
+def failing_first_starts(monkeypatch, failures: int) -> list[subprocess.Popen]:
+    """ray.init fails ``failures`` times as Ray does when its raylet misses its 30 s (seen under two test suites on
+    2 cores), each after starting a process (as a half-started Ray leaves); then the real ray.init runs."""
+    real_init, left = ray.init, []
+
+    def init(*args, **kwargs):
+        if len(left) < failures:
+            left.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]))
+            raise Exception(STARTUP_TIMEOUT)
+        return real_init(*args, **kwargs)
+
+    monkeypatch.setattr(ray, "init", init)
+    return left
+
+
+def test_a_ray_start_that_times_out_twice_is_an_error_that_says_so_and_leaves_nothing(tmp_path, monkeypatch):
+    src = tmp_path / "arrays"
+    src.mkdir()
+    np.save(src / "x.npy", np.zeros((8, 1, 2, 2), np.uint8))
+    np.save(src / "y.npy", np.arange(8))
+    left = failing_first_starts(monkeypatch, failures=2)
+    times: dict = {}
+    with pytest.raises(RuntimeError, match=r"Ray did not start in 2 attempts .*overloaded"):
+        convert(src, tmp_path / "ray", engine="ray", num_cpus=2, formats=["npy"], shard_size=4, timings=times,
+                progress=False, report=None)
+    assert sorted(times["ray_pids"]) == sorted(p.pid for p in left) and alive(times["ray_pids"]) == []
+
+
+def test_an_image_folder_converts_to_the_same_bytes_as_locally(tmp_path, monkeypatch):
     src = write_sample_image_folder(tmp_path / "src", images=41, max_side=60)
     next(src.rglob("0040.jpg")).unlink()                       # its one corrupt file (fails only when decoded)
     notes = next(p for p in src.iterdir() if p.is_dir()) / "notes.txt"
@@ -39,7 +72,9 @@ def test_an_image_folder_converts_to_the_same_bytes_as_locally(tmp_path):
     args = dict(formats=["npy", "img"], shard_size=8, skip_bad=True, progress=False, report=None)
     local = convert(src, tmp_path / "local", **args)
     ray_times: dict = {}
+    failed_start = failing_first_starts(monkeypatch, failures=1)   # the first start times out: one more is made
     remote = convert(src, tmp_path / "ray", engine="ray", num_cpus=2, timings=ray_times, **args)
+    assert ray_times["start_attempts"] == 2 and failed_start[0].pid in ray_times["ray_pids"]
     assert hashes(remote) == hashes(local) and len(hashes(local)["npy"]) == 5
     assert remote["skipped"] == local["skipped"]
     assert [s["file"] for s in local["skipped"]] == [str(notes.relative_to(src))]
