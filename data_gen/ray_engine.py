@@ -154,9 +154,8 @@ def _run_tasks(source, out: Path, manifest: dict[str, Any], rows: list[dict[str,
         return written
     finally:
         clock = time.perf_counter()
-        started = [] if address else [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
-        # what this conversion started (tests check they are gone), failed starts included
-        timings["ray_pids"] = timings.get("ray_pids", []) + [p.pid for p in started]
+        started = [] if address else _children_since(before)
+        timings["ray_pids"] += [p.pid for p in started]   # what it started, failed starts included (tests check)
         ray.shutdown()
         _reap(started)   # shutdown signals them; wait until they are gone
         timings["stop_s"] = time.perf_counter() - clock
@@ -185,7 +184,7 @@ def _start_local_ray(ray, num_cpus: int | None, temp: str, before: set[int], tim
             if "timed out during startup" not in str(e):
                 raise
             ray.shutdown()
-            timings["ray_pids"] = timings.get("ray_pids", []) + _stop_started(before)
+            timings["ray_pids"] += _stop_started(before)
             if attempt == START_ATTEMPTS:
                 raise RuntimeError(f"Ray did not start in {attempt} attempts (each waits 30 s for its raylet; "
                                    f"is the machine overloaded?): {e}") from e
@@ -194,7 +193,7 @@ def _start_local_ray(ray, num_cpus: int | None, temp: str, before: set[int], tim
 
 def _stop_started(before: set[int]) -> list[int]:
     """Terminate this process's children that were not in ``before`` (what a Ray start left); their pids."""
-    started = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+    started = _children_since(before)
     for proc in started:
         try:
             proc.terminate()
@@ -202,6 +201,11 @@ def _stop_started(before: set[int]) -> list[int]:
             pass
     _reap(started)
     return [p.pid for p in started]
+
+
+def _children_since(before: set[int]) -> list[psutil.Process]:
+    """This process's children (at any depth) whose pids are not in ``before``."""
+    return [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
 
 
 def _reap(started: list[psutil.Process]) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+import papermill
 
 from course_lib.course.course_runner import run_course
 from course_lib.course.verification import load_records
@@ -40,12 +41,8 @@ def chapters(half: tuple[str, ...]) -> list[Path]:
 
 
 def declared(paths: list[Path]) -> set[str]:
-    """The names the chapters' parameters cells assign."""
-    names: set[str] = set()
-    for path in paths:
-        cell = next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
-        names |= {line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line.split("#")[0]}
-    return names
+    """The names the chapters' parameters cells declare (as papermill reads them, like the course runner)."""
+    return set().union(*(papermill.inspect_notebook(str(p)) for p in paths))
 
 
 def run_half(out: Path, half: tuple[str, ...]) -> dict[str, Any]:

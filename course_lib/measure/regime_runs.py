@@ -130,12 +130,12 @@ def measure_specs(specs: Sequence[LoaderSpec], worker_counts: Sequence[int], *, 
             result = measure_throughput(delivered, bytes_per_sample=spec.bytes_per_sample,
                                         warmup=warmup, max_samples=caps.get(spec.regime), progress=False,
                                         label=spec.label(w))
-        if not spec.reuse:   # built for this run: a loader that keeps its iterator (StatefulDataLoader) joins its
-            _stop_workers(loader)   # workers now (a reused one keeps them for its next run; stopped after the last)
+        if w and not spec.reuse:   # built for this run: its workers go now (a reused loader keeps them for the next)
+            _stop_workers(loader)   # a loader that keeps its iterator (StatefulDataLoader) joins them here
+            for worker in multiprocessing.active_children():
+                worker.join(timeout=10)   # torch's join gives up after a few seconds: under load one was still exiting
         # the run's iterator is gone: a DataLoader's workers were joined, their CPU time is the children's
         wall, main = time.perf_counter() - wall, _cpu_s(resource.RUSAGE_SELF) - main
-        for worker in multiprocessing.active_children() if w else ():
-            worker.join(timeout=10)   # torch's join gives up after a few seconds: under load a worker was still exiting
         reaped = not (w and multiprocessing.active_children())
         children = _cpu_s(resource.RUSAGE_CHILDREN) - children if reaped else None
         runs[i].append({**_run_dict(result, pss), **_cpu_dict(wall, main, children, delivered.samples)})
