@@ -126,17 +126,18 @@ def measure_specs(specs: Sequence[LoaderSpec], worker_counts: Sequence[int], *, 
         spec, w = pairs[i]
         delivered = _Delivered(timed(loader, max_seconds, min_samples=MIN_SAMPLES))
         wall, main, children = time.perf_counter(), _cpu_s(resource.RUSAGE_SELF), _cpu_s(resource.RUSAGE_CHILDREN)
+        others = set(multiprocessing.active_children())   # children not of this run (a test's server, a reused loader)
         with PeakPss(interval_s=PSS_EVERY_S, children_every_s=PSS_EVERY_S) as pss:
             result = measure_throughput(delivered, bytes_per_sample=spec.bytes_per_sample,
                                         warmup=warmup, max_samples=caps.get(spec.regime), progress=False,
                                         label=spec.label(w))
         if w and not spec.reuse:   # built for this run: its workers go now (a reused loader keeps them for the next)
             _stop_workers(loader)   # a loader that keeps its iterator (StatefulDataLoader) joins them here
-            for worker in multiprocessing.active_children():
+            for worker in set(multiprocessing.active_children()) - others:
                 worker.join(timeout=10)   # torch's join gives up after a few seconds: under load one was still exiting
         # the run's iterator is gone: a DataLoader's workers were joined, their CPU time is the children's
         wall, main = time.perf_counter() - wall, _cpu_s(resource.RUSAGE_SELF) - main
-        reaped = not (w and multiprocessing.active_children())
+        reaped = not (w and set(multiprocessing.active_children()) - others)
         children = _cpu_s(resource.RUSAGE_CHILDREN) - children if reaped else None
         runs[i].append({**_run_dict(result, pss), **_cpu_dict(wall, main, children, delivered.samples)})
         if progress:
